@@ -1,0 +1,118 @@
+"""Model configuration shared by all six architectures."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+def _require_int(name: str, value, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters of a minecp model, validated on construction.
+
+    Notation of arXiv 2412.06106 (see docs ARCHITECTURES.md): a window of N tokens; the
+    PerceiverAR family splits it into a context of C = N - M positions and M latents;
+    segment-based models cut a length into segments.
+
+    Attributes:
+        vocab_size: number of token ids (ids must lie in [0, vocab_size)).
+        seq_len: N, the window length the model reads.
+        d_model: d, residual width; must be divisible by ``n_heads``.
+        n_heads: H; head width D = d_model / n_heads must be even (RoPE rotates pairs).
+        n_layers: L.
+        mlp_ratio: hidden width of the GELU MLP is ``mlp_ratio * d_model``.
+        dropout: residual/embedding dropout probability in [0, 1).
+        num_segments: s, ECP's number of segments; N must be a multiple of it (S = N / s).
+        latent_len: M, PerceiverAR latents (0 < M < N); default N // 2.
+        context_segments: segmented-context model: the C context positions are cut into
+            this many segments (C must be a multiple of it).
+        compressed_len: C', compressed-context model: the context is mapped to C'
+            positions after layer 1 (0 < C' <= C); default N // 4 (the authors' choice).
+        context_shift: segmented-context model: LongLoRA-style shift (in positions) of
+            the context segment borders applied to half of the heads; 0 = the authors'
+            unshifted variant.
+        rope_base: base of the rotary position embedding frequencies (Su et al. 2021).
+        tie_embeddings: share the token embedding and output projection weights.
+
+    Raises:
+        TypeError: a field has the wrong type.
+        ValueError: a field is out of range or inconsistent with another; the message
+            names the field and the allowed values.
+    """
+
+    vocab_size: int
+    seq_len: int
+    d_model: int = 256
+    n_heads: int = 4
+    n_layers: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    num_segments: int = 8
+    latent_len: int | None = None
+    context_segments: int = 4
+    compressed_len: int | None = None
+    context_shift: int = 0
+    rope_base: float = 10000.0
+    tie_embeddings: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "seq_len", "d_model", "n_heads", "n_layers", "mlp_ratio",
+                     "num_segments", "context_segments"):
+            _require_int(name, getattr(self, name))
+        _require_int("context_shift", self.context_shift, minimum=0)
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.rope_base, (int, float)) or self.rope_base <= 1:
+            raise ValueError(f"rope_base must be a number > 1, got {self.rope_base!r}")
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if (self.d_model // self.n_heads) % 2 != 0:
+            raise ValueError(f"head width d_model / n_heads = {self.d_model // self.n_heads} must be "
+                             "even (RoPE rotates pairs of features)")
+        if self.seq_len % self.num_segments != 0:
+            raise ValueError(f"seq_len N={self.seq_len} must be divisible by num_segments "
+                             f"s={self.num_segments}; allowed num_segments are divisors of N")
+        if self.latent_len is None:
+            self.latent_len = self.seq_len // 2
+        _require_int("latent_len", self.latent_len, minimum=-(2**62))
+        if not 0 < self.latent_len < self.seq_len:
+            raise ValueError(f"latent_len M must satisfy 0 < M < seq_len={self.seq_len}, "
+                             f"got {self.latent_len}")
+        context_len = self.context_len
+        if context_len % self.context_segments != 0:
+            raise ValueError(f"context length C = seq_len - latent_len = {context_len} must be "
+                             f"divisible by context_segments={self.context_segments}")
+        if self.compressed_len is None:
+            self.compressed_len = max(1, min(self.seq_len // 4, context_len))
+        _require_int("compressed_len", self.compressed_len, minimum=-(2**62))
+        if not 0 < self.compressed_len <= context_len:
+            raise ValueError(f"compressed_len C' must satisfy 0 < C' <= C={context_len}, "
+                             f"got {self.compressed_len}")
+        if self.context_shift >= self.context_len // self.context_segments and self.context_shift:
+            raise ValueError(f"context_shift must be smaller than the context segment length "
+                             f"{self.context_len // self.context_segments}, got {self.context_shift}")
+
+    @property
+    def head_dim(self) -> int:
+        """D = d_model / n_heads."""
+        return self.d_model // self.n_heads
+
+    @property
+    def segment_len(self) -> int:
+        """S = N / s, ECP's segment length."""
+        return self.seq_len // self.num_segments
+
+    @property
+    def context_len(self) -> int:
+        """C = N - M, the PerceiverAR context length."""
+        return self.seq_len - self.latent_len
+
+    def to_dict(self) -> dict:
+        """Plain dict (for checkpoints and JSON logs)."""
+        return asdict(self)

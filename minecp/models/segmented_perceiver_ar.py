@@ -1,0 +1,48 @@
+"""5. Segmented-context PerceiverAR (authors' "sSplitAttention"; ARCHITECTURES.md, Sec. 5).
+
+As the enhanced model, but the context self-attention is block-diagonal: the C context
+positions are cut into ``context_segments`` segments and a context position attends only
+within its own segment. Latents still see all context and the latents up to themselves.
+Cost per layer O(C^2 / s * d + M * N * d).
+
+The idea comes from LongLoRA's grouped attention (S^2-Attn, Chen et al. 2023), which
+also *shifts* half of the heads by half a group so that information crosses the group
+borders. The authors' variant has no shift; ``config.context_shift > 0`` applies the
+shift (in positions) to the second half of the heads.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..attention import masked_attend
+from ..config import ModelConfig
+from ..masks import mask_matrix, segmented_context_rule
+from .base import LanguageModel
+
+
+class SegmentedPerceiverAR(LanguageModel):
+    """Segmented-context PerceiverAR; ``model(idx)`` [B, N] -> logits [B, M, V]."""
+
+    name = "segmented_perceiver_ar"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        C, N, H = config.context_len, config.seq_len, config.n_heads
+        group = C // config.context_segments
+        plain = mask_matrix(segmented_context_rule(C, group), N)
+        shifted = mask_matrix(segmented_context_rule(C, group, config.context_shift), N)
+        # Per-head masks [H, N, N]: first half of the heads unshifted, second half shifted.
+        mask = torch.stack([plain if h < H // 2 or H == 1 else shifted for h in range(H)])
+        self.register_buffer("mask", mask, persistent=False)
+
+    @property
+    def num_predicted(self) -> int:
+        return self.config.latent_len
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        rope = self.rope(torch.arange(x.shape[1], device=x.device))
+        attend = masked_attend(self.mask)
+        for block in self.blocks:
+            x = block(x, rope, attend)
+        return x[:, self.config.context_len:]

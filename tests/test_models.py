@@ -1,0 +1,160 @@
+"""The model contract: shapes, causality, ECP's receptive field, input validation."""
+
+import pytest
+import torch
+
+import minecp
+from minecp import MODEL_NAMES, ModelConfig, build_model, lm_loss
+
+V, N = 61, 32
+
+
+def small_config(**overrides):
+    base = dict(vocab_size=V, seq_len=N, d_model=32, n_heads=2, n_layers=2, num_segments=4,
+                latent_len=12, context_segments=4, compressed_len=10, context_shift=2)
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+def make(name, **overrides):
+    torch.manual_seed(0)
+    return build_model(name, small_config(**overrides)).eval()
+
+
+def test_model_names():
+    assert MODEL_NAMES == ("dense", "perceiver_ar", "enhanced_perceiver_ar", "compressed_perceiver_ar",
+                           "segmented_perceiver_ar", "ecp")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_shapes_and_loss(name):
+    model = make(name)
+    expected_T = N if name in ("dense", "ecp") else 12
+    assert model.num_predicted == expected_T
+    window = torch.randint(0, V, (3, N + 1))
+    logits = model(window[:, :-1])
+    assert logits.shape == (3, expected_T, V) and logits.dtype == torch.float32
+    loss = lm_loss(model, window)
+    # the loss is the CE of the last T targets, and at initialisation close to log(V)
+    manual = torch.nn.functional.cross_entropy(logits.reshape(-1, V), window[:, -expected_T:].reshape(-1))
+    torch.testing.assert_close(loss, manual)
+    assert abs(loss.item() - torch.log(torch.tensor(float(V))).item()) < 0.5
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_causality_bit_identical(name, scale):
+    """Changing any token after position t leaves every logit at a position <= t unchanged."""
+    model = make(name)
+    with torch.no_grad():
+        model.embed.weight.mul_(scale)
+    T = model.num_predicted
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, V, (2, N), generator=g)
+    with torch.no_grad():
+        base = model(idx)
+        for t in range(N - 1):
+            changed = idx.clone()
+            changed[:, t + 1:] = torch.randint(0, V, (2, N - t - 1), generator=g)
+            out = model(changed)
+            rows = t - (N - T) + 1          # logit rows j with position N - T + j <= t
+            if rows > 0:
+                assert torch.equal(out[:, :rows], base[:, :rows]), f"position <= {t} saw the future"
+            # and the future does matter somewhere (the test can fail)
+            assert not torch.equal(out, base) or rows == T
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_ecp_receptive_field(layers):
+    """After l layers position i depends on tokens from segment i//S - l on, and no earlier."""
+    S = N // 8
+    model = make("ecp", n_layers=layers, num_segments=8)
+    idx = torch.randint(0, V, (1, N), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        base = model(idx)[0]
+        for i in range(N):
+            first = max(i // S - layers, 0) * S        # first position i may depend on
+            for j in range(0, i + 1):
+                changed = idx.clone()
+                changed[0, j] = (changed[0, j] + 1) % V
+                differs = not torch.equal(model(changed)[0, i], base[i])
+                if j < first:
+                    assert not differs, f"position {i} depends on token {j} < {first} after {layers} layers"
+                elif j == first:
+                    assert differs, f"position {i} does not depend on token {first} after {layers} layers"
+
+
+@pytest.mark.parametrize("name", ["dense", "ecp"])
+def test_shorter_windows_match_prefix(name):
+    model = make(name)
+    idx = torch.randint(0, V, (1, N))
+    with torch.no_grad():
+        full = model(idx)
+        for T in (1, 5, 8, 19):
+            torch.testing.assert_close(model(idx[:, :T]), full[:, :T], atol=1e-5, rtol=0)
+
+
+def test_perceiver_family_requires_full_window():
+    model = make("perceiver_ar")
+    with pytest.raises(ValueError, match="exactly seq_len=32"):
+        model(torch.zeros(1, 20, dtype=torch.long))
+
+
+def test_compressed_map_starts_as_average_pooling():
+    model = make("compressed_perceiver_ar")
+    W = model.compress.weight                        # [C', C] = [10, 20]
+    assert W.shape == (10, 20)
+    torch.testing.assert_close(W.sum(1), torch.ones(10))
+    assert (W > 0).sum(1).tolist() == [2] * 10
+
+
+# --- bad input -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(num_segments=5), "divisible by num_segments"),
+    (dict(latent_len=32), "latent_len"),
+    (dict(latent_len=0), "latent_len"),
+    (dict(latent_len=-4), "latent_len"),
+    (dict(d_model=30, n_heads=4), "divisible by n_heads"),
+    (dict(d_model=12, n_heads=4), "even"),
+    (dict(context_segments=3), "context_segments"),
+    (dict(compressed_len=21), "compressed_len"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(vocab_size=0), "vocab_size"),
+])
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        small_config(**kwargs)
+
+
+def test_config_rejects_wrong_types():
+    with pytest.raises(TypeError, match="seq_len"):
+        small_config(seq_len=32.0)
+    with pytest.raises(TypeError, match="config"):
+        build_model("ecp", {"vocab_size": 3})
+
+
+def test_unknown_model_name_lists_allowed():
+    with pytest.raises(ValueError, match="allowed names: dense, perceiver_ar"):
+        build_model("transformer-xl", small_config())
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_bad_token_ids(name):
+    model = make(name)
+    with pytest.raises(ValueError, match=r"\[0, vocab_size=61\)"):
+        model(torch.full((1, N), V, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"vocab_size"):
+        model(torch.full((1, N), -1, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer token ids"):
+        model(torch.zeros(1, N))
+    with pytest.raises(ValueError, match=r"\[B, N\]"):
+        model(torch.zeros(N, dtype=torch.long))
+
+
+def test_public_api():
+    assert minecp.ModelConfig is ModelConfig
+    assert callable(minecp.build_model) and callable(minecp.lm_loss)
