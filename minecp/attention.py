@@ -7,30 +7,69 @@ keys a query may see. A layer therefore receives an ``attend(q, k, v)`` function
 * ``masked_attend(mask)``      — any explicit bool mask from :mod:`minecp.masks`,
 * ``ecp_attend(S, backend)``   — ECP's pairwise segment attention (:mod:`minecp.ops`).
 
-Shapes: q [B, H, Tq, D], k and v [B, H, Tk, D] -> [B, H, Tq, D].
+Shapes: q [B, H, Tq, D], k and v [B, H, Tk, D] -> [B, H, Tq, D]. Each pattern can also
+return the explicit bool mask it stands for (``attend.mask(Tq, Tk)``), which is how
+:func:`record_attention` draws the attention maps of any model.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Callable
+import contextlib
+from typing import Protocol
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .masks import causal_rule, ecp_rule, mask_matrix
 from .ops import ecp_attention
 from .rope import apply_rope
 
-Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+class Attend(Protocol):
+    """An attention pattern: computes attention, and can show its mask."""
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor: ...
+
+    def mask(self, q_len: int, k_len: int, device=None) -> torch.Tensor: ...
 
 
-def causal_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Dense causal attention (query i sees key j <= i); Tq must equal Tk."""
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+# Set by record_attention(): a list that every attention layer appends its probabilities to.
+_RECORDER: list | None = None
 
 
-def masked_attend(mask: torch.Tensor) -> Attend:
+@contextlib.contextmanager
+def record_attention():
+    """Record every layer's attention probabilities during a forward pass.
+
+    Inside the ``with`` block each :class:`MultiHeadAttention` call also computes the
+    textbook softmax(q k^T / sqrt(D)) with its pattern's explicit mask and appends it,
+    detached, to the yielded list: one float32 tensor [B, H, Tq, Tk] per layer, in order.
+    Meant for small inputs (it materialises Tq x Tk) — for pictures, not training.
+
+        with record_attention() as maps:
+            model(idx)
+    """
+    global _RECORDER
+    previous, _RECORDER = _RECORDER, []
+    try:
+        yield _RECORDER
+    finally:
+        _RECORDER = previous
+
+
+class CausalAttend:
+    """Dense causal attention (query i sees key j <= i) with SDPA's fused causal kernel."""
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    def mask(self, q_len: int, k_len: int, device=None) -> torch.Tensor:
+        """The explicit bool mask [q_len, k_len] this pattern stands for."""
+        return mask_matrix(causal_rule(), q_len, k_len, device=device)
+
+
+class MaskedAttend:
     """Attention restricted by an explicit bool mask.
 
     Args:
@@ -38,15 +77,33 @@ def masked_attend(mask: torch.Tensor) -> Attend:
             Every query row must see at least one key, otherwise its softmax is 0/0.
     """
 
-    def attend(q, k, v):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    def __init__(self, mask: torch.Tensor):
+        self._mask = mask
 
-    return attend
+    def __call__(self, q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self._mask)
+
+    def mask(self, q_len: int, k_len: int, device=None) -> torch.Tensor:
+        return self._mask
 
 
-def ecp_attend(segment_len: int, backend: str = "auto") -> Attend:
+class ECPAttend:
     """ECP pairwise segment attention with segments of ``segment_len`` (see minecp.ops)."""
-    return functools.partial(ecp_attention, segment_len=segment_len, backend=backend)
+
+    def __init__(self, segment_len: int, backend: str = "auto"):
+        self.segment_len, self.backend = segment_len, backend
+
+    def __call__(self, q, k, v):
+        return ecp_attention(q, k, v, segment_len=self.segment_len, backend=self.backend)
+
+    def mask(self, q_len: int, k_len: int, device=None) -> torch.Tensor:
+        return mask_matrix(ecp_rule(self.segment_len), q_len, k_len, device=device)
+
+
+# Short names used by the models.
+causal_attend = CausalAttend()
+masked_attend = MaskedAttend
+ecp_attend = ECPAttend
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
@@ -113,4 +170,8 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x_q, x_kv, rope_q, rope_k, attend: Attend) -> torch.Tensor:
         """Attention output [B, Tq, d]."""
         q, k, v = self.project(x_q, x_kv, rope_q, rope_k)
+        if _RECORDER is not None:
+            mask = attend.mask(q.shape[2], k.shape[2], device=q.device)
+            scores = (q.float() @ k.float().transpose(-1, -2)) * self.head_dim ** -0.5
+            _RECORDER.append(torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).detach())
         return self.out(self.merge_heads(attend(q, k, v)))

@@ -158,3 +158,23 @@ def test_bad_token_ids(name):
 def test_public_api():
     assert minecp.ModelConfig is ModelConfig
     assert callable(minecp.build_model) and callable(minecp.lm_loss)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_recorded_attention_respects_the_pattern(name):
+    """record_attention gives per-layer probabilities that follow each layer's mask."""
+    from minecp.attention import record_attention
+
+    model = make(name)
+    with torch.no_grad(), record_attention() as maps:
+        model(torch.randint(0, V, (1, N)))
+    assert len(maps) == model.config.n_layers
+    for probs in maps:
+        torch.testing.assert_close(probs.sum(-1), torch.ones(probs.shape[:-1]))
+    if name == "ecp":       # the first layer of ECP never looks further back than one segment
+        S = model.config.segment_len
+        i, j = torch.meshgrid(torch.arange(N), torch.arange(N), indexing="ij")
+        outside = (j > i) | (i // S - j // S > 1)
+        assert maps[0][..., outside].abs().max() == 0
+    if name == "perceiver_ar":
+        assert maps[0].shape[-2:] == (12, N) and maps[1].shape[-2:] == (12, 12)
