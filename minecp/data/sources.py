@@ -1,0 +1,245 @@
+"""Where raw text comes from: the Hugging Face Hub, a local hub-layout data root, or a file.
+
+Two modes, chosen by the *data root* (``data_dir`` argument, else env ``MINECP_DATA_DIR``):
+
+* **offline** (data root set): read ``<root>/<repo>/<config>/<split>-*.parquet`` with
+  ``datasets.load_dataset("parquet", data_files=...)``. This is the Hub's own file layout,
+  so a mirror made by downloading the Hub's parquet files just works.
+* **online** (no data root): ``datasets.load_dataset(repo, config, split=...)``.
+
+Both use ``streaming=True``: rows are read once, joined into one string per split and
+cached by :mod:`minecp.data.corpus`, so no second (Arrow) copy of the data is written and
+PG-19 never has to be downloaded in full (``max_books``).
+
+How a split becomes one string (kept identical online and offline):
+
+* WikiText: the Hub stores one row per line, a non-blank line *with* its trailing
+  ``"\\n"`` and a blank line (``" \\n"`` in the original files) as ``""``. We map ``""``
+  back to ``" \\n"`` and concatenate, which rebuilds the original ``wiki.*.raw`` files
+  byte for byte (checked in tests) -- so byte and word counts match the literature.
+* PG-19: books in dataset order, joined with a blank line (``"\\n\\n"``); no special
+  end-of-document token (the byte tokenizer has no spare id for one).
+* ``text:<path>``: the file, UTF-8 (a leading BOM is dropped).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SPLITS = ("train", "validation", "test")
+ENV_DATA_DIR = "MINECP_DATA_DIR"
+BOOK_SEPARATOR = "\n\n"
+WIKITEXT103_TRAIN_ROWS = 1_801_350  # rows of the full Hub train split (both configs)
+
+
+@dataclass(frozen=True)
+class HubText:
+    """A text dataset on the Hub: repo, config online, folder in a data root, and
+    offline fallbacks ``split -> ((config, is_train_prefix), ...)`` tried in order."""
+
+    repo: str
+    hub_config: str | None
+    local_config: str
+    rows: str  # "lines" (WikiText) or "books" (PG-19)
+    fallbacks: dict = field(default_factory=dict)
+
+
+TEXT_DATASETS = {
+    # Raw (untokenized) WikiText. The offline mirror lacks raw train; the tokenized config
+    # has a 0.5 % prefix of train, used with a loud warning (see locate_text).
+    "wikitext-103": HubText(
+        "Salesforce/wikitext", "wikitext-103-raw-v1", "wikitext-103-raw-v1", "lines",
+        {"train": (("wikitext-103-v1", True),)},
+    ),
+    # WikiText-2 and -103 share their validation and test articles byte for byte.
+    "wikitext-2": HubText(
+        "Salesforce/wikitext", "wikitext-2-raw-v1", "wikitext-2-raw-v1", "lines",
+        {s: (("wikitext-103-raw-v1", False),) for s in ("validation", "test")},
+    ),
+    "pg19": HubText("deepmind/pg19", None, "data", "books"),
+}
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """One split of one corpus, located but not yet read.
+
+    Attributes:
+        name, split: as passed to :func:`locate_text`.
+        files: local parquet files or the text file; empty when read from the Hub.
+        hub: ``(repo, config)`` when read from the Hub, else None.
+        rows: "lines", "books" or "file" (how rows are joined, see module doc).
+        max_books: PG-19 cap (None = all books).
+        tag: short identity of the source (file paths, sizes, mtimes, or "hub"); part of
+            every cache key, so a cache built from the mirror is never mistaken for the
+            real dataset.
+        note: a warning to show whenever this text is used (e.g. the 0.5 % prefix), or None.
+    """
+
+    name: str
+    split: str
+    files: tuple[Path, ...]
+    hub: tuple[str, str | None] | None
+    rows: str
+    max_books: int | None
+    tag: str
+    note: str | None = None
+
+    def describe(self) -> str:
+        if self.hub is None:
+            return f"{self.name} {self.split} from {', '.join(str(f) for f in self.files)}"
+        return f"{self.name} {self.split} from hub {self.hub[0]}" + (f" ({self.hub[1]})" if self.hub[1] else "")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The data root: ``data_dir`` if given, else ``$MINECP_DATA_DIR``, else None (online)."""
+    d = data_dir if data_dir is not None else os.environ.get(ENV_DATA_DIR) or None
+    return Path(d).expanduser().resolve() if d is not None else None
+
+
+def _files_tag(files) -> str:
+    """Hash of (path, size, mtime) of the files: changes when any file is replaced."""
+    h = hashlib.sha1()
+    for f in files:
+        st = os.stat(f)
+        h.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return "local-" + h.hexdigest()[:10]
+
+
+def hub_files(root: Path, repo: str, config: str, split: str) -> list[Path]:
+    """Parquet files of one split in a hub-layout root: ``<root>/<repo>/<config>/<split>-*.parquet``."""
+    return [Path(p) for p in sorted(glob.glob(str(root / repo / config / f"{split}-*.parquet")))]
+
+
+def missing_data_error(what: str, repo: str, hub_config: str | None, local_config: str, split: str,
+                       root: Path | None, cause: str = "") -> FileNotFoundError:
+    """The error raised when a split can be found neither locally nor online; it names both
+    remedies and the exact path expected under a data root."""
+    cfg = local_config
+    if root is None:
+        where = f"it could not be loaded from the Hugging Face Hub{cause}"
+    else:
+        expected = root / repo / cfg / f"{split}-*.parquet"
+        where = f"the data root {root} (from data_dir or ${ENV_DATA_DIR}) has no {expected}"
+        where += "" if root.is_dir() else " (the root does not exist)"
+    return FileNotFoundError(
+        f"{what} split {split!r} is not available: {where}.\n"
+        "Two ways to get it:\n"
+        f"  1. go online and leave the data root unset (no data_dir argument, ${ENV_DATA_DIR} unset): "
+        f"datasets.load_dataset({repo!r}, {hub_config!r}, split={split!r}) downloads it;\n"
+        f"  2. set ${ENV_DATA_DIR} (or pass data_dir=) to a folder in hub layout that holds "
+        f"<root>/{repo}/{cfg}/{split}-*.parquet."
+    )
+
+
+def _check_split(split: str, allowed=SPLITS) -> None:
+    if split not in allowed:
+        raise ValueError(f"split must be one of {allowed}, got {split!r}")
+
+
+def locate_text(name: str, split: str, data_dir=None, max_books: int | None = None) -> TextSource:
+    """Find one split without reading it.
+
+    Args:
+        name: ``"wikitext-103"``, ``"wikitext-2"``, ``"pg19"`` or ``"text:<path>"``.
+        split: ``"train"``, ``"validation"`` or ``"test"`` (ignored for ``text:<path>``).
+        data_dir: data root (see module doc); None -> ``$MINECP_DATA_DIR`` -> online.
+        max_books: PG-19 only: read at most this many books (None = all).
+
+    Raises:
+        ValueError: unknown name / split, bad ``max_books``, empty text file.
+        FileNotFoundError: missing text file, or a split missing from the data root
+            (message names both remedies and the expected path).
+    """
+    if name.startswith("text:"):
+        path = Path(name[5:]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"text file {str(path)!r} (from {name!r}) does not exist or is not a file")
+        if path.stat().st_size == 0:
+            raise ValueError(f"text file {str(path)!r} is empty")
+        return TextSource(name, split, (path,), None, "file", None, _files_tag([path]))
+    if name not in TEXT_DATASETS:
+        raise ValueError(f"unknown text dataset {name!r}; allowed: {sorted(TEXT_DATASETS)} or 'text:<path>' "
+                         "(images: load_scifar10, copy task: copy_task_batch)")
+    _check_split(split)
+    if max_books is not None and (name != "pg19" or not isinstance(max_books, int) or max_books < 1):
+        raise ValueError(f"max_books must be None or a positive int and only applies to 'pg19', "
+                         f"got {max_books!r} for {name!r}")
+    spec = TEXT_DATASETS[name]
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        return TextSource(name, split, (), (spec.repo, spec.hub_config), spec.rows, max_books, "hub")
+    candidates = ((spec.local_config, False),) + spec.fallbacks.get(split, ())
+    for config, is_prefix in candidates:
+        files = hub_files(root, spec.repo, config, split)
+        if files:
+            note = _prefix_note(files, config) if is_prefix else None
+            return TextSource(name, split, tuple(files), None, spec.rows, max_books, _files_tag(files), note)
+    raise missing_data_error(name, spec.repo, spec.hub_config, spec.local_config, split, root)
+
+
+def _prefix_note(files, config: str) -> str:
+    import pyarrow.parquet as pq
+
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    pct = 100.0 * rows / WIKITEXT103_TRAIN_ROWS
+    return (f"wikitext-103 train: the data root has no raw train split, so the TOKENIZED config {config!r} "
+            f"is used ({rows:,} of {WIKITEXT103_TRAIN_ROWS:,} lines, a {pct:.1f} % prefix; with '<unk>' and "
+            "' @-@ ', unlike the raw validation/test). Results trained on it must say '0.5 % prefix'."
+            if rows < WIKITEXT103_TRAIN_ROWS else
+            f"wikitext-103 train: using the TOKENIZED config {config!r} (with '<unk>'), not the raw text.")
+
+
+def _rows(src: TextSource, columns):
+    """Stream the rows of a split (batches of dicts of lists) from the Hub or local parquet."""
+    import datasets
+
+    try:
+        if src.hub is not None:
+            ds = datasets.load_dataset(src.hub[0], src.hub[1], split=src.split, streaming=True)
+        else:
+            ds = datasets.load_dataset("parquet", data_files={src.split: [str(f) for f in src.files]},
+                                       split=src.split, streaming=True)
+        ds = ds.select_columns(columns)
+        yield from ds.iter(batch_size=256)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # offline, no network, unknown repo, ...
+        if src.hub is None:
+            raise
+        raise missing_data_error(src.name, src.hub[0], src.hub[1], TEXT_DATASETS[src.name].local_config,
+                                 src.split, None, f" ({type(e).__name__}: {str(e)[:300]})") from e
+
+
+def read_text(src: TextSource) -> str:
+    """Read a located split as one string (see the module doc for the joining rules).
+
+    Raises ValueError naming the path for a file that is not valid UTF-8 or holds only a BOM.
+    """
+    if src.rows == "file":
+        path = src.files[0]
+        data = path.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"text file {str(path)!r} is not valid UTF-8 (byte {e.start}: {e.reason})") from None
+        text = text.removeprefix("\ufeff")
+        if not text:
+            raise ValueError(f"text file {str(path)!r} is empty")
+        return text
+    if src.rows == "lines":
+        parts = []
+        for batch in _rows(src, ["text"]):
+            parts.extend(r if r.endswith("\n") else (r or " ") + "\n" for r in batch["text"])
+        return "".join(parts)
+    books = []
+    for batch in _rows(src, ["text"]):
+        books.extend(batch["text"])
+        if src.max_books is not None and len(books) >= src.max_books:
+            books = books[: src.max_books]
+            break
+    return BOOK_SEPARATOR.join(books)
