@@ -4,7 +4,7 @@ RoPE rotates each pair of query/key features by an angle proportional to the tok
 absolute position. The dot product of a rotated query at position p and a rotated key
 at position r then depends only on p - r: attention sees *relative* positions, while
 every token keeps its absolute position. That is what lets ECP keep segment borders at
-absolute multiples of S during generation (see :mod:`minecp.generate`).
+absolute multiples of S during generation (see :mod:`minecp.generation`).
 
 Positions may be fractional: the compressed-context model places each compressed
 context slot at the centre of the span of tokens it summarises.
