@@ -1,0 +1,19 @@
+"""Shared pytest setup.
+
+Without a CUDA GPU, run Triton kernels in Triton's CPU interpreter. ``@triton.jit``
+decides interpreter-or-GPU when a kernel is defined (at import of the module holding
+it), so the variable must be set here, before any test module imports minecp's Triton
+code. ``setdefault`` leaves an explicit TRITON_INTERPRET=0/1 from the caller alone.
+"""
+
+import os
+
+try:
+    import torch
+
+    _has_cuda = torch.cuda.is_available()
+except ImportError:  # pragma: no cover - torch is a hard dependency
+    _has_cuda = False
+
+if not _has_cuda:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
