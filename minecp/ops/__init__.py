@@ -91,7 +91,7 @@ def ecp_attention(
 
         return ecp_attention_flex(q, k, v, segment_len, scale)
     # backend == "triton": imported lazily so that TRITON_INTERPRET can be set first.
-    if q.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+    if q.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0").lower() in ("", "0", "false"):
         raise ValueError("backend='triton' needs a CUDA tensor (or TRITON_INTERPRET=1 set before "
                          "importing minecp for the CPU interpreter); use backend='torch' on a CPU")
     from .ecp_triton import ecp_attention_triton
