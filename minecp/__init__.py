@@ -12,7 +12,11 @@ Auto-Regressive Language Modeling", arXiv 2412.06106.
 
 from .config import ModelConfig
 from .models import MODEL_NAMES, LanguageModel, build_model, lm_loss
+from .generation import generate, generate_stream  # cached decoding (module minecp.generation)
+from .evaluate import sliding_window_nll  # every token scored once (module minecp.evaluate)
 
 __version__ = "0.1.0"
 
 __all__ = ["ModelConfig", "MODEL_NAMES", "build_model", "lm_loss", "LanguageModel"]
+__all__ += ["generate", "generate_stream"]
+__all__ += ["sliding_window_nll"]

@@ -1,0 +1,91 @@
+"""Sequence classification with a minecp language model as the trunk (sCIFAR-10).
+
+sCIFAR-10 (Long Range Arena, Tay et al. 2021) flattens a 32x32 image into a sequence of
+pixel values and asks for its class. Any of our language models reads the sequence
+causally, so its *last* position has seen every pixel: a linear head on that position's
+final hidden state gives the class logits, trained with cross-entropy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .models import LanguageModel
+
+
+class SequenceClassifier(nn.Module):
+    """``features(idx)[:, -1]`` of a language model -> Linear -> class logits.
+
+    Args:
+        backbone: a minecp :class:`LanguageModel` (its ``lm_head`` is unused).
+        num_classes: number of classes (>= 2).
+
+    ``model(idx)`` with idx LongTensor [B, N] returns float logits [B, num_classes].
+    """
+
+    def __init__(self, backbone: LanguageModel, num_classes: int):
+        super().__init__()
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.config.d_model, num_classes)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def config(self):
+        """The backbone's :class:`minecp.ModelConfig`."""
+        return self.backbone.config
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.features(idx)[:, -1])
+
+
+def classification_loss(model: SequenceClassifier, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy (nats) of ``model(idx)`` [B, C] against int ``labels`` [B]."""
+    return F.cross_entropy(model(idx).float(), labels)
+
+
+@torch.no_grad()
+def accuracy(model: SequenceClassifier, idx: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+    """(number correct, number of examples) for one batch, idx [B, N], labels [B]."""
+    pred = model(idx).argmax(-1)
+    return int((pred == labels).sum()), int(labels.numel())
+
+
+class ClassifyTask:
+    """Training task for :class:`minecp.train.Trainer`: sequences + labels, cross-entropy.
+
+    Args:
+        train, val: (tokens, labels) pairs — tokens int array [n, N], labels int [n].
+        num_classes: number of classes.
+    """
+
+    kind = "classify"
+
+    def __init__(self, train, val, num_classes: int):
+        self.data = {"train": train, "val": val}
+        self.num_classes = num_classes
+        self.seq_len = train[0].shape[1]
+
+    def batch(self, split, generator, batch_size, rank=0, world_size=1):
+        """This rank's slice of a random global batch: (idx LongTensor [b, N], labels [b])."""
+        tokens, labels = self.data[split]
+        pick = torch.randint(0, len(labels), (batch_size,), generator=generator)
+        per = batch_size // world_size
+        pick = pick[rank * per:(rank + 1) * per].sort().values.numpy()  # sorted: memmap-friendly
+        return (torch.from_numpy(tokens[pick].astype("int64")), torch.from_numpy(labels[pick].astype("int64")))
+
+    def build(self, name, config):
+        from .models import build_model
+        return SequenceClassifier(build_model(name, config), self.num_classes)
+
+    def loss(self, model, idx, labels):
+        return classification_loss(model, idx, labels)
+
+    def val_stats(self, model, idx, labels) -> dict:
+        logits = model(idx).float()
+        return {"val_loss": F.cross_entropy(logits, labels).item(),
+                "val_acc": (logits.argmax(-1) == labels).float().mean().item()}

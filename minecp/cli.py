@@ -1,0 +1,328 @@
+"""Command line: ``python -m minecp train | evaluate | generate | presets``.
+
+Examples::
+
+    MINECP_DATA_DIR=/path/to/hf-mirror python -m minecp train --preset cpu-small --model ecp --dataset pg19
+    python -m minecp evaluate --checkpoint runs/pg19-ecp/checkpoint.pt --split test
+    torchrun --nproc_per_node=2 -m minecp train --preset gpu-small --model ecp --dataset pg19
+
+Every :class:`minecp.presets.TrainConfig` field is an option (``seq_len`` -> ``--seq-len``);
+given options override the preset. User errors (bad option values, missing or corrupt
+files, incompatible checkpoints) print ``error: ...`` and exit with status 2; set
+``MINECP_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import types
+import typing
+from dataclasses import fields
+from pathlib import Path
+
+from .presets import PRESETS, TrainConfig
+
+_NONE = "none"  # "--eval-max-tokens none": explicitly unset an optional value
+
+
+# -- argument parsing ------------------------------------------------------------------------
+def _parse_for(tp):
+    """argparse ``type`` for a dataclass field type (int | None accepts "none")."""
+    optional = isinstance(tp, types.UnionType) and type(None) in typing.get_args(tp)
+    base = next(t for t in typing.get_args(tp) if t is not type(None)) if optional else tp
+
+    def parse(text: str):
+        if optional and text.lower() == _NONE:
+            return _NONE
+        return base(text)
+
+    parse.__name__ = base.__name__  # argparse names the type in its error messages
+    return parse
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, default None (= keep the preset's value)."""
+    hints = typing.get_type_hints(TrainConfig)
+    group = parser.add_argument_group("run configuration (override the preset)")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if hints[f.name] is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            group.add_argument(flag, type=_parse_for(hints[f.name]), default=None, metavar=f.name.upper(),
+                               help=f"default {f.default!r}" + (" ('none' to unset)" if f.default is None else ""))
+
+
+def explicit_overrides(args) -> dict:
+    """The TrainConfig fields given on the command line ('none' -> None)."""
+    out = {}
+    for f in fields(TrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            out[f.name] = None if v == _NONE else v
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``minecp`` argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(prog="minecp", description="Train and evaluate the ECP family of "
+                                     "long-context language models (arXiv 2412.06106).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model", description="Train a model; see --preset.")
+    p.add_argument("--preset", choices=list(PRESETS), default=None, help="named configuration to start from")
+    p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="stop after this step as if interrupted (the schedule still ends at --steps)")
+    p.add_argument("--data-dir", default=None, help="hub-layout data root (default $MINECP_DATA_DIR)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    add_config_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint",
+                       description="Sliding-window evaluation: every token scored once with as much left "
+                                   "context as the window allows; prints bits per byte, token and word "
+                                   "perplexity beside unigram and add-k bigram baselines.")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    p.add_argument("--dataset", default=None, help="evaluate on another dataset (e.g. text:<path>)")
+    p.add_argument("--stride", type=int, default=None, help="window step (default: training eval_stride, "
+                   "else min(N/2, T))")
+    p.add_argument("--window", type=int, default=None, help="window length (default the model's seq_len)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="cap on evaluated tokens (default: the run's eval_max_tokens; 0 = all)")
+    p.add_argument("--spans", type=int, default=4, help="a capped evaluation reads this many evenly "
+                   "spaced spans of the split (default 4)")
+    p.add_argument("--bigram-k", type=float, default=0.05, help="add-k smoothing of the bigram baseline")
+    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--json", default=None, help="also write the results here "
+                   "(default <checkpoint dir>/eval-<split>.json)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("presets", help="list the presets")
+    p.set_defaults(func=cmd_presets)
+
+    try:  # `generate` lives in minecp.generation (another module; optional here)
+        from .generation import register_cli
+    except ImportError:
+        register_cli = None
+    if register_cli is not None:
+        register_cli(sub)
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------------------
+def _say(*parts) -> None:
+    print(*parts, flush=True)
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    """runs/<dataset>-<model> (a text:<path> dataset uses the file's stem)."""
+    name = Path(cfg.dataset[5:]).stem if cfg.dataset.startswith("text:") else cfg.dataset
+    return Path("runs") / f"{name}-{cfg.model}"
+
+
+def cmd_train(args) -> int:
+    """Handler of ``minecp train``."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .train import CHECKPOINT_NAME, Trainer, prepare_task
+
+    explicit = explicit_overrides(args)
+    from .presets import get_preset
+    cfg = get_preset(args.preset, **explicit)
+    if cfg.dataset == "scifar10" and "seq_len" not in explicit:
+        from .data import SCIFAR_LEN
+        cfg = TrainConfig(**{**cfg.to_dict(), "seq_len": SCIFAR_LEN})
+    run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    ckpt = run_dir / CHECKPOINT_NAME
+    if args.resume:
+        # The run's own configuration, with the options given now on top (a preset is
+        # ignored: its values would silently replace the ones the run was started with).
+        saved = load_checkpoint(ckpt)
+        cfg = TrainConfig(**{**saved["train_config"], **explicit})
+    elif ckpt.exists():  # check before spending minutes on data preparation
+        raise CheckpointError(f"{str(ckpt)!r} already exists; pass --resume to continue that run or "
+                              "choose another --out directory")
+    t0 = time.time()
+    # Under torchrun, rank 0 builds the data caches (tokenizer, token ids) first; the other
+    # ranks wait, then find everything cached instead of all tokenizing at once.
+    from . import distributed as D
+    from .train import resolve_device
+    info = D.init_distributed(resolve_device(cfg.device).type)
+    if not info.is_main:
+        D.barrier(info)
+    task, vocab_size, tokenizer, extra = prepare_task(cfg, args.data_dir)
+    if info.is_main:
+        D.barrier(info)
+    _say(f"data ready in {time.time() - t0:.1f} s: {cfg.dataset}, vocabulary {vocab_size}")
+    trainer = Trainer(cfg, task, vocab_size, run_dir, tokenizer=tokenizer, resume=args.resume, extra=extra,
+                      progress=not args.no_progress)
+    if trainer.dist.is_main:
+        n_params = sum(p.numel() for p in trainer.model.parameters())
+        _say(f"run directory: {run_dir}  ({cfg.model}, {n_params / 1e6:.2f} M parameters, device "
+             f"{trainer.device}, {trainer.dist.world_size} process(es), starting at step {trainer.step})")
+    t1 = time.time()
+    last = trainer.fit(stop_at=args.stop_at)
+    from .distributed import shutdown_distributed
+    shutdown_distributed()
+    if trainer.dist.is_main:
+        shown = ", ".join(f"{k} {v}" for k, v in last.items() if k not in ("lr", "elapsed_s"))
+        _say(f"trained to step {trainer.step} in {time.time() - t1:.1f} s ({shown})")
+        _say(f"checkpoint: {trainer.ckpt_path}")
+    return 0
+
+
+def _fmt(x, digits=3):
+    return f"{x:,.{digits}f}" if x is not None else "-"
+
+
+def cmd_evaluate(args) -> int:
+    """Handler of ``minecp evaluate``."""
+    from .checkpoint import load_model
+    from .train import resolve_device
+
+    t0 = time.time()
+    device = resolve_device(args.device)
+    model, tokenizer, meta = load_model(args.checkpoint, map_location=str(device))
+    cfg = TrainConfig(**meta["train_config"])
+    dataset = args.dataset or cfg.dataset
+    task = meta.get("task", "lm")
+    head = (f"checkpoint {args.checkpoint}: {meta['model_name']}, step {meta.get('step')}, "
+            f"trained on {cfg.dataset}")
+    _say(head)
+    if task == "classify":
+        result = _evaluate_classifier(model, args, dataset, device)
+    elif task == "copy":
+        result = _evaluate_copy(model, cfg, args, device)
+    else:
+        result = _evaluate_text(model, tokenizer, cfg, args, dataset)
+    result.update(checkpoint=str(args.checkpoint), model_name=meta["model_name"], step=meta.get("step"),
+                  dataset=dataset, split=args.split, seconds=round(time.time() - t0, 1))
+    out = Path(args.json) if args.json else Path(args.checkpoint).parent / f"eval-{args.split}.json"
+    out.write_text(json.dumps(result, indent=1))
+    _say(f"({result['seconds']} s; results written to {out})")
+    return 0
+
+
+def _evaluate_text(model, tokenizer, cfg: TrainConfig, args, dataset: str) -> dict:
+    from .baselines import BigramBaseline, UnigramBaseline
+    from .evaluate import evaluate_lm
+    from .train import load_lm_ids
+
+    if tokenizer is None:
+        raise ValueError("this checkpoint has no tokenizer, so it cannot be evaluated on text")
+    ids, _ = load_lm_ids(dataset, args.split, tokenizer, args.data_dir)
+    cap = cfg.eval_max_tokens if args.max_tokens is None else (args.max_tokens or None)
+    stride = args.stride if args.stride is not None else cfg.eval_stride
+    baselines = {}
+    if not args.no_baselines:
+        train_ids, _ = load_lm_ids(dataset, "train", tokenizer, args.data_dir)
+        baselines = {"unigram": UnigramBaseline(train_ids, tokenizer.vocab_size),
+                     f"bigram (add-{args.bigram_k:g})": BigramBaseline(train_ids, tokenizer.vocab_size,
+                                                                       k=args.bigram_k)}
+    r = evaluate_lm(model, ids, tokenizer, stride=stride, max_tokens=cap, num_spans=args.spans,
+                    baselines=baselines, batch_size=args.batch_size, progress=not args.no_progress,
+                    window=args.window)
+    m, spans = r["model"], r["spans"]
+    N = args.window or model.config.seq_len
+    T = model.num_predicted if N == model.config.seq_len else N
+    stride = stride or max(1, min(N // 2, T))  # the default of minecp.evaluate.window_plan
+    if len(spans) == 1:
+        what = f"all {r['stream_tokens']:,} tokens of {dataset} {args.split}"
+    else:
+        what = (f"{len(spans)} spans of {spans[0][1] - spans[0][0]:,} tokens centred at evenly spaced points "
+                f"of the {r['stream_tokens']:,}-token {dataset} {args.split} stream (cap --max-tokens "
+                f"{cap:,}; pass --max-tokens 0 for all)")
+    _say(f"evaluated {what}")
+    _say(f"scored {m['tokens']:,} tokens = {m['bytes']:,} UTF-8 bytes, {m.get('words', 0):,} words; window "
+         f"{N}, stride {stride}; not scored: the first {N - T + 1} token(s) of each span, which no window "
+         "can predict")
+    _say(f"{'':24s} {'bits/byte':>10s} {'token ppl':>10s} {'word ppl':>12s}")
+    rows = [(f"model ({model.__class__.__name__})", m)] + [(f"{k} baseline", v) for k, v in r["baselines"].items()]
+    for name, v in rows:
+        _say(f"{name:24s} {_fmt(v['bits_per_byte']):>10s} {_fmt(v['token_ppl'], 2):>10s} "
+             f"{_fmt(v.get('word_ppl'), 1):>12s}")
+    if "unigram" in r["baselines"]:
+        gain = 1 - m["bits_per_byte"] / r["baselines"]["unigram"]["bits_per_byte"]
+        _say(f"model is {100 * gain:.1f} % below the unigram baseline in bits per byte")
+        r["below_unigram"] = gain
+    return r
+
+
+def _evaluate_classifier(model, args, dataset: str, device) -> dict:
+    import torch
+
+    from .train import load_scifar
+
+    split = "test" if args.split == "test" else "validation" if args.split == "validation" else "train"
+    tokens, labels = load_scifar(split, args.data_dir)
+    n = len(labels) if not args.max_tokens else min(len(labels), args.max_tokens)
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, n, args.batch_size):
+            x = torch.from_numpy(tokens[i:min(n, i + args.batch_size)].astype("int64")).to(device)
+            y = torch.from_numpy(labels[i:min(n, i + args.batch_size)].astype("int64")).to(device)
+            correct += int((model(x).argmax(-1) == y).sum())
+    _say(f"sCIFAR-10 {split}: accuracy {correct / n:.4f} on {n:,} images")
+    return {"accuracy": correct / n, "images": n}
+
+
+def _evaluate_copy(model, cfg: TrainConfig, args, device) -> dict:
+    import torch
+
+    from .train import CopyTask
+
+    task = CopyTask(model.config.seq_len, model.config.vocab_size)
+    gen = torch.Generator().manual_seed({"train": 0, "validation": 1, "test": 2}[args.split] + 10_000)
+    correct = total = 0
+    with torch.no_grad():
+        for _ in range(max(1, (args.max_tokens or 64 * args.batch_size) // args.batch_size)):
+            window, mask = (t.to(device) for t in task.batch("val", gen, args.batch_size))
+            logits, targets = task._scored(model, window, mask)
+            correct += int((logits.argmax(-1) == targets).sum())
+            total += targets.numel()
+    _say(f"copy task: accuracy {correct / total:.4f} on {total:,} copied tokens")
+    return {"copy_accuracy": correct / total, "tokens": total}
+
+
+def cmd_presets(args) -> int:
+    """Handler of ``minecp presets``: print every preset's overrides."""
+    for name, values in PRESETS.items():
+        _say(f"{name}: " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in values.items()))
+    return 0
+
+
+# -- entry point ----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)  # on a busy machine fewer threads can be faster
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, ImportError) as e:  # user-facing errors: no traceback spam
+        if os.environ.get("MINECP_DEBUG"):
+            raise
+        msg = str(e).strip() or type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,499 @@
+"""The training loop: AdamW + warm-up/cosine schedule, accumulation, clipping, exact resume.
+
+What a step does (``grad_accum`` micro-steps, then one optimizer step):
+
+1. every rank draws the *same* global batch of ``batch_size`` examples from a seeded
+   ``torch.Generator`` and keeps its own slice (rank r takes rows r*b .. r*b + b - 1), so
+   one process and K DDP ranks see exactly the same data;
+2. forward under bf16 autocast on CUDA (fp32 on CPU), loss / grad_accum, backward (DDP
+   averages gradients over ranks on the last micro-step only: ``no_sync`` before);
+3. clip the global gradient norm, AdamW step, scheduler step.
+
+Exact resume: the checkpoint stores model, optimizer and scheduler state, the step, the
+data generator's state and every RNG the step touches (torch CPU/CUDA for dropout, Python
+``random``). Restoring them makes steps k+1.. identical to an uninterrupted run on CPU
+(on GPU, non-deterministic kernels can still differ in the last bits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import distributed as D
+from .checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
+from .models import lm_loss
+from .presets import TrainConfig
+
+CHECKPOINT_NAME, METRICS_NAME = "checkpoint.pt", "metrics.jsonl"
+#: fields that define the model and its vocabulary: a resume must not change them.
+IDENTITY_FIELDS = ("model", "dataset", "tokenizer", "vocab_size", "seq_len", "d_model", "n_heads",
+                   "n_layers", "mlp_ratio", "num_segments", "latent_len", "context_segments",
+                   "compressed_len", "context_shift")
+
+
+# -- optimiser and schedule -----------------------------------------------------------------
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups: decay on ``nn.Linear`` weights only.
+
+    Weight decay pulls weights towards 0; that regularises matrices that mix features,
+    but hurts embeddings (rare tokens would decay towards 0 between their updates),
+    LayerNorm gains (whose natural value is 1) and biases. With tied embeddings the output
+    projection *is* the embedding matrix, so it is not decayed either.
+
+    Returns:
+        [{"params": decayed, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}];
+        every trainable parameter appears exactly once.
+    """
+    no_decay = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    decay = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)} - no_decay
+    seen, groups = set(), ([], [])
+    for p in model.parameters():  # parameters() already skips the tied duplicate
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            groups[0 if id(p) in decay else 1].append(p)
+    return [{"params": groups[0], "weight_decay": weight_decay}, {"params": groups[1], "weight_decay": 0.0}]
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Multiplier of the peak lr at optimizer step ``step`` (0-based).
+
+    Linear warm-up from lr/warmup to lr over ``warmup`` steps (Adam's second-moment
+    estimate is noisy at first; small early steps avoid a bad start), then a half cosine
+    from 1 down to ``min_ratio`` at ``total`` steps.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
+    """AdamW (``cfg.beta1``, ``cfg.beta2``) + LambdaLR(:func:`lr_factor`)."""
+    fused = device.type == "cuda"  # one kernel for all parameters on GPU
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                            betas=(cfg.beta1, cfg.beta2), fused=fused)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
+    return opt, sched
+
+
+# -- tasks: what a batch is and what the loss is ---------------------------------------------
+def sample_windows(tokens, batch_size: int, length: int, generator: torch.Generator,
+                   rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """This rank's slice of a random global batch of windows from a token array.
+
+    Every rank draws the whole global batch (same generator state everywhere), then keeps
+    rows ``rank * b .. rank * b + b - 1`` with b = batch_size / world_size.
+
+    Args:
+        tokens: 1-D array of ids (numpy memmap or ndarray), len >= length.
+        batch_size: global batch size (divisible by ``world_size``).
+        length: window length (N + 1 for language modelling).
+        generator: the seeded data generator.
+
+    Returns:
+        LongTensor [batch_size / world_size, length].
+    """
+    from .data import random_windows
+
+    per = batch_size // world_size
+    return random_windows(tokens, batch_size, length, generator)[rank * per:(rank + 1) * per]
+
+
+class LMTask:
+    """Next-token prediction on flat token streams (text datasets).
+
+    Args:
+        train_tokens, val_tokens: 1-D id arrays (documents concatenated).
+        seq_len: N; windows of N + 1 tokens are drawn.
+    """
+
+    kind = "lm"
+
+    def __init__(self, train_tokens, val_tokens, seq_len: int):
+        self.tokens = {"train": train_tokens, "val": val_tokens}
+        self.seq_len = seq_len
+
+    def batch(self, split, generator, batch_size, rank=0, world_size=1):
+        return (sample_windows(self.tokens[split], batch_size, self.seq_len + 1, generator, rank, world_size),)
+
+    def loss(self, model, window):
+        return lm_loss(model, window)
+
+    def build(self, name, config):
+        from .models import build_model
+        return build_model(name, config)
+
+    def val_stats(self, model, *batch) -> dict:
+        return {"val_loss": self.loss(model, *batch).item()}
+
+
+class CopyTask(LMTask):
+    """Perceiver AR's copy task: L random tokens, then the same L again; LM loss on the copy.
+
+    A sequence ``x`` of N tokens (from :func:`minecp.data.copy_task_batch`) is read as the
+    window ``[0] + x`` of N + 1 tokens: the model's inputs are ``0, x[0] .. x[N-2]`` and
+    its targets are all of ``x``, so every copied token x[L + j] = x[j] is predictable from
+    the inputs. Only targets in the copied half count (the first half is noise).
+
+    Args:
+        seq_len: N (even). vocab_size: symbols are uniform in [0, vocab_size).
+        seed: the validation set is drawn from a generator seeded with ``seed``.
+    """
+
+    kind = "copy"
+
+    def __init__(self, seq_len: int, vocab_size: int):
+        if seq_len % 2:
+            raise ValueError(f"the copy task needs an even --seq-len, got {seq_len}")
+        self.seq_len, self.vocab_size = seq_len, vocab_size
+
+    def batch(self, split, generator, batch_size, rank=0, world_size=1):
+        from .data import copy_task_batch
+
+        x, mask = copy_task_batch(batch_size, self.seq_len, self.vocab_size, generator)
+        window = F.pad(x, (1, 0))  # a 0 in front: inputs [0, x[:-1]], targets x
+        mask = F.pad(mask, (1, 0))
+        per = batch_size // world_size
+        return window[rank * per:(rank + 1) * per], mask[rank * per:(rank + 1) * per]
+
+    def _scored(self, model, window, mask):
+        logits = model(window[:, :-1])  # row j predicts the last T targets
+        targets = window[:, 1:][:, -logits.shape[1]:]
+        keep = mask[:, 1:][:, -logits.shape[1]:]
+        return logits[keep].float(), targets[keep]
+
+    def loss(self, model, window, mask):
+        logits, targets = self._scored(model, window, mask)
+        return F.cross_entropy(logits, targets)
+
+    def val_stats(self, model, window, mask) -> dict:
+        logits, targets = self._scored(model, window, mask)
+        return {"val_loss": F.cross_entropy(logits, targets).item(),
+                "val_copy_acc": (logits.argmax(-1) == targets).float().mean().item()}
+
+
+# -- runtime helpers --------------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda if available else cpu."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on CUDA by default ("auto"), fp32 elsewhere; "bf16" forces it."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def rng_state(generator: torch.Generator) -> dict:
+    """Every random state a training step touches (for exact resume)."""
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+             "python_version": random.getstate()[0], "data": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, generator: torch.Generator) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), None))
+    generator.set_state(state["data"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_resume_compatible(saved: dict, cfg: TrainConfig, path, tokenizer: dict | None = None) -> None:
+    """Raise CheckpointError if ``cfg`` (or ``tokenizer``) changes the architecture, data or vocabulary."""
+    old, old_tok = saved.get("train_config", {}), saved.get("tokenizer")
+    for name in IDENTITY_FIELDS:
+        if name in old and old[name] != getattr(cfg, name):
+            raise CheckpointError(
+                f"cannot resume {str(path)!r}: it was trained with --{name.replace('_', '-')} "
+                f"{old[name]}, this run asks for {getattr(cfg, name)}; start a new run directory instead")
+    if tokenizer and old_tok and tokenizer.get("fingerprint") != old_tok.get("fingerprint"):
+        raise CheckpointError(f"cannot resume {str(path)!r}: it was trained with tokenizer {old_tok.get('name')!r} "
+                              f"(fingerprint {old_tok.get('fingerprint')}), this run's tokenizer is "
+                              f"{tokenizer.get('name')!r} (fingerprint {tokenizer.get('fingerprint')})")
+
+
+# -- the trainer --------------------------------------------------------------------------------
+class Trainer:
+    """Train one model on one task; checkpoints and metrics go to ``run_dir``.
+
+    Args:
+        cfg: the run's :class:`minecp.presets.TrainConfig`.
+        task: an :class:`LMTask`, :class:`CopyTask` or
+            :class:`minecp.classify.ClassifyTask`.
+        vocab_size: V of the tokenizer (or number of symbols of the task).
+        run_dir: output directory (``checkpoint.pt``, ``metrics.jsonl``).
+        tokenizer: serialisable tokenizer description stored in checkpoints (or None).
+        resume: continue from ``run_dir/checkpoint.pt`` (exact resume).
+        extra: additional entries for the checkpoint (e.g. ``num_classes``).
+        progress: show a tqdm bar (rank 0 only).
+
+    Raises:
+        CheckpointError: resume requested but the checkpoint is missing, unreadable, or
+            belongs to another architecture/vocabulary; or a checkpoint already exists
+            and ``resume`` is False (a new run never overwrites an old one).
+    """
+
+    def __init__(self, cfg: TrainConfig, task, vocab_size: int, run_dir, tokenizer=None,
+                 resume: bool = False, extra: dict | None = None, progress: bool = True):
+        self.cfg, self.task, self.run_dir = cfg, task, Path(run_dir)
+        self.ckpt_path = self.run_dir / CHECKPOINT_NAME
+        self.device = resolve_device(cfg.device)
+        self.dist = D.init_distributed(self.device.type)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        if cfg.batch_size % self.dist.world_size:
+            raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the number of "
+                             f"processes ({self.dist.world_size})")
+        self.progress = progress and self.dist.is_main
+        self.tokenizer, self.extra = tokenizer, dict(extra or {})
+        saved = None
+        if resume:
+            saved = load_checkpoint(self.ckpt_path, map_location="cpu")
+            check_resume_compatible(saved, cfg, self.ckpt_path, tokenizer)
+            if "optimizer" not in saved:
+                raise CheckpointError(f"{str(self.ckpt_path)!r} holds no training state to resume")
+        elif self.ckpt_path.exists():
+            raise CheckpointError(f"{str(self.ckpt_path)!r} already exists; pass --resume to continue "
+                                  "that run or choose another --out directory")
+
+        # Same seed on every rank: identical initial replicas and identical data order.
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.model_config = cfg.model_config(vocab_size)
+        self.model = task.build(cfg.model, self.model_config).to(self.device)
+        self.optimizer, self.scheduler = make_optimizer(self.model, cfg, self.device)
+        self.data_gen = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        if saved is not None:
+            self._restore(saved)
+        # Dropout masks should differ between ranks: offset the torch seed by the rank.
+        if saved is None and self.dist.enabled:
+            torch.manual_seed(cfg.seed + 1000 * self.dist.rank)
+        self.train_model = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DDP(self.model, device_ids=ids)
+        if cfg.compile:
+            self.train_model = torch.compile(self.train_model)
+
+    # -- state ---------------------------------------------------------------------------------
+    def _restore(self, saved: dict) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.step = int(saved["step"])
+        rngs = saved["rng"]
+        set_rng_state(rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0], self.data_gen)
+
+    def state_dict(self) -> dict:
+        """The checkpoint dict (collective in DDP: every rank must call it)."""
+        rngs = D.gather_objects(rng_state(self.data_gen), self.dist)
+        return {"model_name": self.cfg.model, "model_config": self.model_config.to_dict(),
+                "task": self.task.kind, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "step": self.step, "rng": rngs, "train_config": self.cfg.to_dict(),
+                "tokenizer": self.tokenizer, **self.extra}
+
+    def save(self) -> None:
+        state = self.state_dict()
+        if self.dist.is_main:
+            save_checkpoint(state, self.ckpt_path)
+        D.barrier(self.dist)
+
+    def log(self, record: dict) -> None:
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / METRICS_NAME, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    # -- steps ---------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        """One optimizer step; returns this rank's mean micro-batch loss."""
+        cfg, model = self.cfg, self.train_model
+        model.train()
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            batch = [t.to(self.device) for t in self.task.batch(
+                "train", self.data_gen, cfg.batch_size, self.dist.rank, self.dist.world_size)]
+            last = micro == cfg.grad_accum - 1
+            sync = contextlib.nullcontext() if last or not self.dist.enabled else model.no_sync()
+            with sync:
+                with autocast(self.device, cfg.precision):
+                    loss = self.task.loss(model, *batch)
+                (loss / cfg.grad_accum).backward()
+            total += loss.item()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.last_lr = self.optimizer.param_groups[0]["lr"]  # the lr this step used
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return total / cfg.grad_accum
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Mean loss on ``eval_batches`` fixed validation batches (same ones every time)."""
+        gen = torch.Generator().manual_seed(self.cfg.seed + 1)  # independent of the data stream
+        self.model.eval()
+        totals: dict[str, float] = {}
+        for _ in range(self.cfg.eval_batches):
+            batch = [t.to(self.device) for t in self.task.batch("val", gen, self.cfg.batch_size)]
+            with autocast(self.device, self.cfg.precision):
+                for k, v in self.task.val_stats(self.model, *batch).items():
+                    totals[k] = totals.get(k, 0.0) + v / self.cfg.eval_batches
+        self.model.train()
+        if self.task.kind == "lm":
+            totals["val_ppl"] = math.exp(min(totals["val_loss"], 50.0))
+        return totals
+
+    def fit(self, stop_at: int | None = None) -> dict:
+        """Train until ``cfg.steps`` (or ``stop_at``) and save a final checkpoint.
+
+        Args:
+            stop_at: stop after this optimizer step (as if interrupted; resume later).
+
+        Returns:
+            The last logged record (step, loss, lr, and val metrics if any).
+        """
+        cfg = self.cfg
+        end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
+        tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.seq_len
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.model}", unit="step",
+                       dynamic_ncols=True, file=sys.stderr)
+        record, t0, since = {}, time.time(), time.time()
+        window_steps, window_loss = 0, 0.0  # since the last log line
+        while self.step < end:
+            window_loss += self.train_step()
+            window_steps += 1
+            if bar is not None:
+                bar.update(1)
+            if self.step % cfg.log_every == 0 or self.step == end:
+                loss = D.mean_across_ranks(window_loss / window_steps, self.dist, self.device)
+                now = time.time()
+                record = {"step": self.step, "loss": round(loss, 5), "lr": self.last_lr,
+                          "tokens_per_s": round(window_steps * tokens_per_step / max(now - since, 1e-9)),
+                          "elapsed_s": round(now - t0, 2)}
+                since, window_steps, window_loss = now, 0, 0.0
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss:.3f}", lr=f"{record['lr']:.2e}",
+                                    tok_s=record["tokens_per_s"])
+                self.log(record)
+            if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                if self.dist.is_main:
+                    val = {"step": self.step, **{k: round(v, 5) for k, v in self.validate().items()}}
+                    self.log(val)
+                    record = {**record, **val}
+                    if bar is not None:
+                        bar.write(f"step {self.step}: " + ", ".join(f"{k} {v}" for k, v in val.items()
+                                                                    if k != "step"))
+                D.barrier(self.dist)
+            if self.step % cfg.save_every == 0 and self.step != end:
+                self.save()
+        if bar is not None:
+            bar.close()
+        self.save()
+        return record
+
+
+# -- data for a run ----------------------------------------------------------------------------
+#: text files have no splits: the last HELD_OUT of their tokens are validation and test.
+HELD_OUT = 0.1
+SCIFAR_VAL = 5000  # sCIFAR-10 has no validation split: the last 5,000 train images are held out
+
+
+def tokenizer_spec(cfg: TrainConfig) -> str:
+    """The :func:`minecp.tokenizer.get_tokenizer` spec of a run ("bpe" -> "bpe:<vocab_size>")."""
+    return f"bpe:{cfg.vocab_size}" if cfg.tokenizer == "bpe" else cfg.tokenizer
+
+
+def load_lm_ids(dataset: str, split: str, tokenizer, data_dir=None):
+    """Token ids of one split of a text dataset, plus the tokenizer (trained if needed).
+
+    ``text:<path>`` files have no splits: "train" is the first 90 % of the tokens,
+    "validation" and "test" the last 10 %.
+
+    Returns:
+        (ids: 1-D uint16/int32 array (memory-mapped), tokenizer).
+    """
+    from .data import load_corpus
+
+    if dataset.startswith("text:"):
+        corpus = load_corpus(dataset, "train", tokenizer=tokenizer, data_dir=data_dir)
+        cut = int(len(corpus.ids) * (1 - HELD_OUT))
+        return (corpus.ids[:cut] if split == "train" else corpus.ids[cut:]), corpus.tokenizer
+    corpus = load_corpus(dataset, split, tokenizer=tokenizer, data_dir=data_dir)
+    return corpus.ids, corpus.tokenizer
+
+
+def load_scifar(split: str, data_dir=None):
+    """(tokens uint8 [n, 1024] gray-level pixel ids, labels int64 [n]) of sCIFAR-10.
+
+    "train" = the first 45,000 training images, "validation" the last 5,000, "test" the
+    official 10,000 test images.
+    """
+    from .data import image_tokens, load_scifar10
+
+    pixels, labels = load_scifar10("test" if split == "test" else "train", data_dir=data_dir)
+    tokens = image_tokens(pixels, mode="gray")
+    if split == "train":
+        return tokens[:-SCIFAR_VAL], labels[:-SCIFAR_VAL]
+    if split == "validation":
+        return tokens[-SCIFAR_VAL:], labels[-SCIFAR_VAL:]
+    return tokens, labels
+
+
+def prepare_task(cfg: TrainConfig, data_dir=None):
+    """Load (and on first use tokenize) the data of a run.
+
+    Returns:
+        (task, vocab_size, tokenizer description dict or None, extra checkpoint entries).
+
+    Raises:
+        ValueError: unknown dataset, a split too short for one window, a sequence length
+            that does not fit the dataset; FileNotFoundError: data not found (see
+            :mod:`minecp.data`).
+    """
+    from .classify import ClassifyTask
+    from .data import SCIFAR_LEN, SCIFAR_VOCAB
+
+    if cfg.dataset == "copy":
+        return CopyTask(cfg.seq_len, cfg.vocab_size), cfg.vocab_size, None, {}
+    if cfg.dataset == "scifar10":
+        if cfg.seq_len != SCIFAR_LEN:
+            raise ValueError(f"sCIFAR-10 sequences are {SCIFAR_LEN} pixels long: --seq-len must be "
+                             f"{SCIFAR_LEN}, got {cfg.seq_len}")
+        task = ClassifyTask(load_scifar("train", data_dir), load_scifar("validation", data_dir), 10)
+        return task, SCIFAR_VOCAB, None, {"num_classes": 10}
+    train_ids, tok = load_lm_ids(cfg.dataset, "train", tokenizer_spec(cfg), data_dir)
+    val_ids, _ = load_lm_ids(cfg.dataset, "validation", tok, data_dir)
+    for split, ids in (("train", train_ids), ("validation", val_ids)):
+        if len(ids) < cfg.seq_len + 1:
+            raise ValueError(f"the {split} split of {cfg.dataset!r} has {len(ids)} tokens, fewer than one "
+                             f"training window (--seq-len {cfg.seq_len} + 1); use a shorter --seq-len")
+    return LMTask(train_ids, val_ids, cfg.seq_len), tok.vocab_size, tok.to_dict(), {}
