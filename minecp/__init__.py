@@ -8,15 +8,18 @@ Auto-Regressive Language Modeling", arXiv 2412.06106.
     >>> model = minecp.build_model("ecp", cfg)
     >>> model(torch.zeros(1, 64, dtype=torch.long)).shape
     torch.Size([1, 64, 256])
+
+Where things live: models in ``minecp.models``, visibility rules in ``minecp.masks``,
+attention backends in ``minecp.ops``, data in ``minecp.data``, training in
+``minecp.train``, evaluation in ``minecp.evaluate``, decoding in ``minecp.generation``.
 """
 
 from .config import ModelConfig
+from .evaluate import sliding_window_nll
+from .generation import generate, generate_stream
 from .models import MODEL_NAMES, LanguageModel, build_model, lm_loss
-from .generation import generate, generate_stream  # cached decoding (module minecp.generation)
-from .evaluate import sliding_window_nll  # every token scored once (module minecp.evaluate)
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelConfig", "MODEL_NAMES", "build_model", "lm_loss", "LanguageModel"]
-__all__ += ["generate", "generate_stream"]
-__all__ += ["sliding_window_nll"]
+__all__ = ["ModelConfig", "MODEL_NAMES", "build_model", "lm_loss", "LanguageModel",
+           "generate", "generate_stream", "sliding_window_nll"]
