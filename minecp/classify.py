@@ -40,6 +40,7 @@ class SequenceClassifier(nn.Module):
         return self.backbone.config
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Class logits float [B, num_classes] for token ids [B, N]."""
         return self.head(self.backbone.features(idx)[:, -1])
 
 
@@ -79,13 +80,16 @@ class ClassifyTask:
         return (torch.from_numpy(tokens[pick].astype("int64")), torch.from_numpy(labels[pick].astype("int64")))
 
     def build(self, name, config):
+        """A :class:`SequenceClassifier` around ``build_model(name, config)``."""
         from .models import build_model
         return SequenceClassifier(build_model(name, config), self.num_classes)
 
     def loss(self, model, idx, labels):
+        """Mean cross-entropy (nats)."""
         return classification_loss(model, idx, labels)
 
     def val_stats(self, model, idx, labels) -> dict:
+        """{"val_loss": nats, "val_acc": fraction correct} of one batch."""
         logits = model(idx).float()
         return {"val_loss": F.cross_entropy(logits, labels).item(),
                 "val_acc": (logits.argmax(-1) == labels).float().mean().item()}

@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "else min(N/2, T))")
     p.add_argument("--window", type=int, default=None, help="window length (default the model's seq_len)")
     p.add_argument("--max-tokens", type=int, default=None,
-                   help="cap on evaluated tokens (default: the run's eval_max_tokens; 0 = all)")
+                   help="cap on evaluated tokens (default: the run's eval_max_tokens; 0 = all); for "
+                   "sCIFAR-10 on images, for the copy task the number of sequences (default 512)")
     p.add_argument("--spans", type=int, default=4, help="a capped evaluation reads this many evenly "
                    "spaced spans of the split (default 4)")
     p.add_argument("--bigram-k", type=float, default=0.05, help="add-k smoothing of the bigram baseline")
@@ -113,12 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the presets")
     p.set_defaults(func=cmd_presets)
 
-    try:  # `generate` lives in minecp.generation (another module; optional here)
-        from .generation import register_cli
-    except ImportError:
-        register_cli = None
-    if register_cli is not None:
-        register_cli(sub)
+    # Subcommands that live beside their code (imported here, not at the top, because
+    # they import helpers from this module).
+    from .compare import register_cli as register_compare
+    from .generation import register_cli as register_generate
+
+    register_generate(sub)
+    register_compare(sub)
     return parser
 
 
@@ -135,11 +137,12 @@ def default_run_dir(cfg: TrainConfig) -> Path:
 
 def cmd_train(args) -> int:
     """Handler of ``minecp train``."""
+    from . import distributed as D
     from .checkpoint import CheckpointError, load_checkpoint
-    from .train import CHECKPOINT_NAME, Trainer, prepare_task
+    from .presets import get_preset
+    from .train import CHECKPOINT_NAME, Trainer, prepare_task, resolve_device
 
     explicit = explicit_overrides(args)
-    from .presets import get_preset
     cfg = get_preset(args.preset, **explicit)
     if cfg.dataset == "scifar10" and "seq_len" not in explicit:
         from .data import SCIFAR_LEN
@@ -157,15 +160,13 @@ def cmd_train(args) -> int:
     t0 = time.time()
     # Under torchrun, rank 0 builds the data caches (tokenizer, token ids) first; the other
     # ranks wait, then find everything cached instead of all tokenizing at once.
-    from . import distributed as D
-    from .train import resolve_device
     info = D.init_distributed(resolve_device(cfg.device).type)
     if not info.is_main:
         D.barrier(info)
     task, vocab_size, tokenizer, extra = prepare_task(cfg, args.data_dir)
     if info.is_main:
         D.barrier(info)
-    _say(f"data ready in {time.time() - t0:.1f} s: {cfg.dataset}, vocabulary {vocab_size}")
+        _say(f"data ready in {time.time() - t0:.1f} s: {cfg.dataset}, vocabulary {vocab_size}")
     trainer = Trainer(cfg, task, vocab_size, run_dir, tokenizer=tokenizer, resume=args.resume, extra=extra,
                       progress=not args.no_progress)
     if trainer.dist.is_main:
@@ -174,8 +175,7 @@ def cmd_train(args) -> int:
              f"{trainer.device}, {trainer.dist.world_size} process(es), starting at step {trainer.step})")
     t1 = time.time()
     last = trainer.fit(stop_at=args.stop_at)
-    from .distributed import shutdown_distributed
-    shutdown_distributed()
+    D.shutdown_distributed()
     if trainer.dist.is_main:
         shown = ", ".join(f"{k} {v}" for k, v in last.items() if k not in ("lr", "elapsed_s"))
         _say(f"trained to step {trainer.step} in {time.time() - t1:.1f} s ({shown})")
@@ -202,9 +202,9 @@ def cmd_evaluate(args) -> int:
             f"trained on {cfg.dataset}")
     _say(head)
     if task == "classify":
-        result = _evaluate_classifier(model, args, dataset, device)
+        result = _evaluate_classifier(model, args, device)
     elif task == "copy":
-        result = _evaluate_copy(model, cfg, args, device)
+        result = _evaluate_copy(model, args, device)
     else:
         result = _evaluate_text(model, tokenizer, cfg, args, dataset)
     result.update(checkpoint=str(args.checkpoint), model_name=meta["model_name"], step=meta.get("step"),
@@ -260,34 +260,36 @@ def _evaluate_text(model, tokenizer, cfg: TrainConfig, args, dataset: str) -> di
     return r
 
 
-def _evaluate_classifier(model, args, dataset: str, device) -> dict:
+def _evaluate_classifier(model, args, device) -> dict:
     import torch
 
+    from .classify import accuracy
     from .train import load_scifar
 
-    split = "test" if args.split == "test" else "validation" if args.split == "validation" else "train"
-    tokens, labels = load_scifar(split, args.data_dir)
+    split = args.split
+    tokens, labels = load_scifar(split, args.data_dir)  # max_tokens caps the number of images
     n = len(labels) if not args.max_tokens else min(len(labels), args.max_tokens)
     correct = 0
-    with torch.no_grad():
-        for i in range(0, n, args.batch_size):
-            x = torch.from_numpy(tokens[i:min(n, i + args.batch_size)].astype("int64")).to(device)
-            y = torch.from_numpy(labels[i:min(n, i + args.batch_size)].astype("int64")).to(device)
-            correct += int((model(x).argmax(-1) == y).sum())
+    for i in range(0, n, args.batch_size):
+        x = torch.from_numpy(tokens[i:min(n, i + args.batch_size)].astype("int64")).to(device)
+        y = torch.from_numpy(labels[i:min(n, i + args.batch_size)].astype("int64")).to(device)
+        correct += accuracy(model, x, y)[0]
     _say(f"sCIFAR-10 {split}: accuracy {correct / n:.4f} on {n:,} images")
     return {"accuracy": correct / n, "images": n}
 
 
-def _evaluate_copy(model, cfg: TrainConfig, args, device) -> dict:
+def _evaluate_copy(model, args, device) -> dict:
     import torch
 
     from .train import CopyTask
 
     task = CopyTask(model.config.seq_len, model.config.vocab_size)
-    gen = torch.Generator().manual_seed({"train": 0, "validation": 1, "test": 2}[args.split] + 10_000)
+    # fresh sequences from a fixed seed per split, so every evaluation sees the same ones
+    gen = torch.Generator().manual_seed(10_000 + ("train", "validation", "test").index(args.split))
+    n_seq = args.max_tokens or 512
     correct = total = 0
     with torch.no_grad():
-        for _ in range(max(1, (args.max_tokens or 64 * args.batch_size) // args.batch_size)):
+        for _ in range(-(-n_seq // args.batch_size)):
             window, mask = (t.to(device) for t in task.batch("val", gen, args.batch_size))
             logits, targets = task._scored(model, window, mask)
             correct += int((logits.argmax(-1) == targets).sum())

@@ -25,13 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from . import distributed as D
-from .checkpoint import CheckpointError, build_from_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .models import lm_loss
 from .presets import TrainConfig
 
@@ -79,7 +78,9 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
-    """AdamW (``cfg.beta1``, ``cfg.beta2``) + LambdaLR(:func:`lr_factor`)."""
+    """(AdamW over :func:`param_groups` with betas (``cfg.beta1``, ``cfg.beta2``),
+    LambdaLR scheduler applying :func:`lr_factor`); step the scheduler once per
+    optimizer step."""
     fused = device.type == "cuda"  # one kernel for all parameters on GPU
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
                             betas=(cfg.beta1, cfg.beta2), fused=fused)
@@ -126,16 +127,20 @@ class LMTask:
         self.seq_len = seq_len
 
     def batch(self, split, generator, batch_size, rank=0, world_size=1):
+        """(window LongTensor [batch_size / world_size, N + 1],) from split "train" or "val"."""
         return (sample_windows(self.tokens[split], batch_size, self.seq_len + 1, generator, rank, world_size),)
 
     def loss(self, model, window):
+        """Mean next-token cross-entropy (nats) over the positions the model predicts."""
         return lm_loss(model, window)
 
     def build(self, name, config):
+        """The model to train: :func:`minecp.build_model`."""
         from .models import build_model
         return build_model(name, config)
 
     def val_stats(self, model, *batch) -> dict:
+        """Validation figures of one batch: {"val_loss": nats per token}."""
         return {"val_loss": self.loss(model, *batch).item()}
 
 
@@ -149,7 +154,9 @@ class CopyTask(LMTask):
 
     Args:
         seq_len: N (even). vocab_size: symbols are uniform in [0, vocab_size).
-        seed: the validation set is drawn from a generator seeded with ``seed``.
+
+    Raises:
+        ValueError: odd ``seq_len``.
     """
 
     kind = "copy"
@@ -160,6 +167,8 @@ class CopyTask(LMTask):
         self.seq_len, self.vocab_size = seq_len, vocab_size
 
     def batch(self, split, generator, batch_size, rank=0, world_size=1):
+        """(window LongTensor [b, N + 1], copy mask bool [b, N + 1]) for this rank; both
+        splits are fresh random sequences (validation uses its own seeded generator)."""
         from .data import copy_task_batch
 
         x, mask = copy_task_batch(batch_size, self.seq_len, self.vocab_size, generator)
@@ -169,16 +178,19 @@ class CopyTask(LMTask):
         return window[rank * per:(rank + 1) * per], mask[rank * per:(rank + 1) * per]
 
     def _scored(self, model, window, mask):
+        """(logits [K, V], targets [K]) of the copied targets among the predicted ones."""
         logits = model(window[:, :-1])  # row j predicts the last T targets
         targets = window[:, 1:][:, -logits.shape[1]:]
         keep = mask[:, 1:][:, -logits.shape[1]:]
         return logits[keep].float(), targets[keep]
 
     def loss(self, model, window, mask):
+        """Mean cross-entropy (nats) over the copied half."""
         logits, targets = self._scored(model, window, mask)
         return F.cross_entropy(logits, targets)
 
     def val_stats(self, model, window, mask) -> dict:
+        """{"val_loss": nats per copied token, "val_copy_acc": fraction copied right}."""
         logits, targets = self._scored(model, window, mask)
         return {"val_loss": F.cross_entropy(logits, targets).item(),
                 "val_copy_acc": (logits.argmax(-1) == targets).float().mean().item()}
@@ -317,12 +329,14 @@ class Trainer:
                 "tokenizer": self.tokenizer, **self.extra}
 
     def save(self) -> None:
+        """Write ``run_dir/checkpoint.pt`` atomically (rank 0; every rank must call it)."""
         state = self.state_dict()
         if self.dist.is_main:
             save_checkpoint(state, self.ckpt_path)
         D.barrier(self.dist)
 
     def log(self, record: dict) -> None:
+        """Append one JSON line to ``run_dir/metrics.jsonl`` (rank 0)."""
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / METRICS_NAME, "a") as f:
