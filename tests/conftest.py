@@ -17,3 +17,22 @@ except ImportError:  # pragma: no cover - torch is a hard dependency
 
 if not _has_cuda:
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run every test with one torch thread.
+
+    The tests use tiny models, for which a thread pool costs more than it gains, and
+    PyTorch's OpenMP threads slow down many times over when another process is busy on
+    the other core of a small CI machine.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,15 +10,6 @@ from minecp.presets import TrainConfig
 from minecp.train import LMTask, Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and PyTorch's OpenMP threads slow
-    down many times over when another process is busy on the other core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 V = 50
 

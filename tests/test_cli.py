@@ -11,15 +11,6 @@ import torch
 from minecp.cli import build_parser, main
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and PyTorch's OpenMP threads slow
-    down many times over when another process is busy on the other core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 TINY = ["--vocab-size", "300", "--seq-len", "32", "--d-model", "32", "--n-heads", "2", "--n-layers", "1",
         "--num-segments", "4", "--steps", "4", "--batch-size", "4", "--eval-every", "2", "--eval-batches", "1",

@@ -13,15 +13,6 @@ from minecp.evaluate import (evaluate_lm, evaluation_spans, lm_metrics, sliding_
                              sliding_window_token_nll, text_size, token_byte_lengths, window_plan)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and PyTorch's OpenMP threads slow
-    down many times over when another process is busy on the other core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 V, N = 37, 16
 

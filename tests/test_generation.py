@@ -24,15 +24,6 @@ PERCEIVER = [n for n in MODEL_NAMES if n not in ("dense", "ecp")]
 ATOL = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: thread-pool overhead dominates (badly so on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make(name, **overrides):
     base = dict(vocab_size=V, seq_len=N, d_model=32, n_heads=2, n_layers=2, num_segments=4,
                 latent_len=12, context_segments=4, compressed_len=10, context_shift=2)

@@ -12,15 +12,6 @@ from minecp.presets import PRESETS, TrainConfig, get_preset
 from minecp.train import CopyTask, LMTask, Trainer, lr_factor, param_groups, sample_windows
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and PyTorch's OpenMP threads slow
-    down many times over when another process is busy on the other core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 V = 40
 
