@@ -18,6 +18,10 @@ except ImportError:  # pragma: no cover - torch is a hard dependency
 if not _has_cuda:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# Tests never touch the network: Hugging Face libraries read these when first imported.
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 
 import pytest  # noqa: E402
 

@@ -6,8 +6,6 @@ that need it are skipped (with the reason) when it is absent. Caches go to tmp_p
 
 import os
 
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import hashlib
 import io
@@ -19,7 +17,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import minecp.data.corpus as corpus_mod  # noqa: E402
 from minecp.data import (  # noqa: E402

@@ -5,8 +5,6 @@ CPU only, offline, no data files needed (the BPE is trained on a small generated
 
 import os
 
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import random
 import subprocess
@@ -17,7 +15,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from minecp.tokenizer import (  # noqa: E402
     ByteTokenizer,
