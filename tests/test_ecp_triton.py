@@ -279,3 +279,15 @@ def test_cpu_tensors_without_interpreter_are_refused(monkeypatch):
     q, k, v = (t.cpu() for t in _inputs(1, 1, 32, 32))
     with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
         ecp_attention_triton(q, k, v, 16)
+
+
+@pytest.mark.parametrize("triton_v, numpy_v, ok", [
+    ("3.6.0", "2.4.6", False), ("3.6.0", "2.3.5", True), ("3.7.0", "2.4.0", True),
+    ("3.9.0", "2.4.6", True), ("3.5.1", "2.4.0rc1", False), ("4.0.0", "3.0.0", True)])
+def test_interpreter_compatibility_check(triton_v, numpy_v, ok):
+    """Triton 3.6's interpreter + NumPy >= 2.4 fails deep in a loop bound: refuse it up front."""
+    if ok:
+        et.check_interpreter_compatible(triton_v, numpy_v)
+    else:
+        with pytest.raises(RuntimeError, match=r"triton>=3.7 or numpy<2.4"):
+            et.check_interpreter_compatible(triton_v, numpy_v)

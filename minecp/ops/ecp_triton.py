@@ -205,7 +205,7 @@ def default_config(head_dim: int, dtype: torch.dtype, interpret: bool | None = N
     a correctness path, not a fast one.
 
     How these were checked: every kernel compiled offline for sm_90a with Triton 3.9
-    and ptxas (``benchmarks/gpu_attention.py --compile-only``): no register spills,
+    and 3.6 and ptxas (``benchmarks/gpu_attention.py --compile-only``): no register spills,
     shared memory <= 128 KB. Speed has *not* been tuned on the GPU
     (``benchmarks/gpu_attention.py --tune`` times alternatives).
 
@@ -615,8 +615,40 @@ def _ecp_bwd_dq_kernel(Q, K, V, DO, DQ, STATS, Delta,
 _INTERPRET_AT_IMPORT = type(_ecp_fwd_kernel).__name__ == "InterpretedFunction"
 
 
+def _version(text: str) -> tuple[int, int]:
+    """(major, minor) of a version string such as '3.6.0' or '2.4.0rc1'."""
+    major, minor = (text.split(".") + ["0"])[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def check_interpreter_compatible(triton_version: str | None = None, numpy_version: str | None = None) -> None:
+    """Fail early, with the fix, on a Triton interpreter that cannot run these kernels.
+
+    Triton 3.6's CPU interpreter turns a loop bound (a one-element array) into an int
+    with ``int(array)``, which NumPy >= 2.4 rejects ("only 0-dimensional arrays can be
+    converted to Python scalars", raised deep inside the first ``range`` over tiles).
+    Triton 3.7 fixed it. Measured here: Triton 3.6 + NumPy 2.4.6 fails, Triton 3.6 +
+    NumPy 2.3.5 and Triton 3.9 + NumPy 2.4.6 pass every interpreter test. GPU runs do
+    not use the interpreter and are unaffected.
+
+    Raises:
+        RuntimeError: Triton < 3.7 together with NumPy >= 2.4.
+    """
+    import numpy
+
+    tv = _version(triton_version or triton.__version__)
+    nv = _version(numpy_version or numpy.__version__)
+    if tv < (3, 7) and nv >= (2, 4):
+        raise RuntimeError(
+            f"Triton {triton_version or triton.__version__}'s CPU interpreter (TRITON_INTERPRET=1) cannot "
+            f"run with NumPy {numpy_version or numpy.__version__}: install triton>=3.7 or numpy<2.4 "
+            "(on a GPU, unset TRITON_INTERPRET).")
+
+
 def _check_inputs(q, k, v, segment_len, scale, input_precision, config) -> float:
     """Validate everything the kernels assume; return the softmax scale to use."""
+    if _INTERPRET_AT_IMPORT:
+        check_interpreter_compatible()
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -788,6 +820,8 @@ def ecp_attention_triton(
             interpreter), a non-finite scale, an unknown ``input_precision``, an
             invalid config, B or H > 65535, a (batch, head) slice spanning >= 2**31
             elements (offsets inside a slice are 32-bit).
+        RuntimeError: under ``TRITON_INTERPRET=1``, Triton < 3.7 with NumPy >= 2.4
+            (:func:`check_interpreter_compatible`).
 
     Source: arXiv 2412.06106 Sec. 3.4; FlashAttention-2 (Dao 2023), Algorithms 1-2.
     """
