@@ -136,16 +136,39 @@ class KVCache:
         return self.k.numel() * self.k.element_size() * 2
 
 
+class CachedAttend:
+    """The attention pattern of cached decoding, as an ``attend`` for :class:`~minecp.blocks.Block`.
+
+    Called with the T new positions' q, k, v [1, H, T, D], it first appends the new keys
+    and values to ``cache``, then lets new query a (absolute index ``before + a``) see
+    every cached key and the new keys up to itself. That one rule is right for every
+    cached path in this module, because each decoder keeps in its cache *exactly* the
+    keys a new position may see (see the decoders). Plugged into ``Block.forward``, it
+    makes decoding run the very same block code as training.
+
+    Args:
+        cache: the layer's :class:`KVCache`.
+    """
+
+    def __init__(self, cache: KVCache):
+        self.cache = cache
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        before = self.cache.length
+        self.cache.append(k, v)
+        T = q.shape[2]
+        mask = None if T == 1 else self.mask(T, before + T, device=q.device)  # one query sees all
+        return F.scaled_dot_product_attention(q, self.cache.keys, self.cache.values, attn_mask=mask)
+
+    def mask(self, q_len: int, k_len: int, device=None) -> torch.Tensor:
+        """bool [q_len, k_len]: the last q_len of k_len keys are the new ones, causal among them."""
+        before = k_len - q_len
+        return torch.arange(k_len, device=device)[None, :] <= before + torch.arange(q_len, device=device)[:, None]
+
+
 def _forward_chunk(model: LanguageModel, caches: Sequence[KVCache], x: torch.Tensor,
                    positions: torch.Tensor) -> torch.Tensor:
     """Run T new positions through every layer, attending to each layer's cache.
-
-    This is :meth:`minecp.blocks.Block.forward` written out, with one change: the keys
-    and values come from the cache (old positions) plus the new positions, which are
-    appended to the cache on the way. The rule "a new query sees every cached key and
-    the new keys up to itself" is the right pattern for every cached path in this
-    module, because each decoder keeps in its cache *exactly* the keys a new position
-    may see (see the decoders).
 
     Args:
         model: a minecp model (its blocks, RoPE and final LayerNorm are used).
@@ -156,21 +179,9 @@ def _forward_chunk(model: LanguageModel, caches: Sequence[KVCache], x: torch.Ten
     Returns:
         Final hidden states [1, T, d] after ``model.ln_final``.
     """
-    T = x.shape[1]
     rope = model.rope(positions)
     for block, cache in zip(model.blocks, caches):
-        h = block.ln_attn(x)
-        q, k, v = block.attn.project(h, h, rope, rope)
-        before = cache.length
-        cache.append(k, v)
-        if T == 1:
-            mask = None          # the single new query sees every cached key (and itself)
-        else:                    # query a (position before + a) sees cache entries <= before + a
-            key_index = torch.arange(before + T, device=x.device)
-            mask = key_index[None, :] <= before + torch.arange(T, device=x.device)[:, None]
-        attn = F.scaled_dot_product_attention(q, cache.keys, cache.values, attn_mask=mask)
-        x = x + block.dropout(block.attn.out(block.attn.merge_heads(attn)))
-        x = x + block.mlp(block.ln_mlp(x))
+        x = block(x, rope, CachedAttend(cache))
     return model.ln_final(x)
 
 
