@@ -249,27 +249,38 @@ def check_resume_compatible(saved: dict, cfg: TrainConfig, path, tokenizer: dict
 class Trainer:
     """Train one model on one task; checkpoints and metrics go to ``run_dir``.
 
+    Every logged record (what ``metrics.jsonl`` holds) is also kept in ``history``, so a
+    notebook can train with ``run_dir=None`` (nothing written to disk) and plot
+    ``trainer.train_losses``.
+
     Args:
         cfg: the run's :class:`minecp.presets.TrainConfig`.
         task: an :class:`LMTask`, :class:`CopyTask` or
             :class:`minecp.classify.ClassifyTask`.
         vocab_size: V of the tokenizer (or number of symbols of the task).
-        run_dir: output directory (``checkpoint.pt``, ``metrics.jsonl``).
+        run_dir: output directory (``checkpoint.pt``, ``metrics.jsonl``), or None to
+            keep everything in memory (no checkpoint, no resume).
         tokenizer: serialisable tokenizer description stored in checkpoints (or None).
         resume: continue from ``run_dir/checkpoint.pt`` (exact resume).
         extra: additional entries for the checkpoint (e.g. ``num_classes``).
         progress: show a tqdm bar (rank 0 only).
 
     Raises:
+        ValueError: ``resume`` without a ``run_dir``; ``batch_size`` not divisible by the
+            number of processes.
         CheckpointError: resume requested but the checkpoint is missing, unreadable, or
             belongs to another architecture/vocabulary; or a checkpoint already exists
             and ``resume`` is False (a new run never overwrites an old one).
     """
 
-    def __init__(self, cfg: TrainConfig, task, vocab_size: int, run_dir, tokenizer=None,
+    def __init__(self, cfg: TrainConfig, task, vocab_size: int, run_dir=None, tokenizer=None,
                  resume: bool = False, extra: dict | None = None, progress: bool = True):
-        self.cfg, self.task, self.run_dir = cfg, task, Path(run_dir)
-        self.ckpt_path = self.run_dir / CHECKPOINT_NAME
+        if resume and run_dir is None:
+            raise ValueError("resume=True needs run_dir (the directory holding checkpoint.pt), got None")
+        self.cfg, self.task = cfg, task
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.ckpt_path = None if run_dir is None else self.run_dir / CHECKPOINT_NAME
+        self.history: list[dict] = []  # every logged record, in order (rank 0)
         self.device = resolve_device(cfg.device)
         self.dist = D.init_distributed(self.device.type)
         if self.dist.enabled and self.device.type == "cuda":
@@ -285,7 +296,7 @@ class Trainer:
             check_resume_compatible(saved, cfg, self.ckpt_path, tokenizer)
             if "optimizer" not in saved:
                 raise CheckpointError(f"{str(self.ckpt_path)!r} holds no training state to resume")
-        elif self.ckpt_path.exists():
+        elif self.ckpt_path is not None and self.ckpt_path.exists():
             raise CheckpointError(f"{str(self.ckpt_path)!r} already exists; pass --resume to continue "
                                   "that run or choose another --out directory")
 
@@ -329,18 +340,30 @@ class Trainer:
                 "tokenizer": self.tokenizer, **self.extra}
 
     def save(self) -> None:
-        """Write ``run_dir/checkpoint.pt`` atomically (rank 0; every rank must call it)."""
+        """Write ``run_dir/checkpoint.pt`` atomically (rank 0; every rank must call it).
+
+        Without a ``run_dir`` there is nothing to write and this does nothing.
+        """
+        if self.run_dir is None:
+            return
         state = self.state_dict()
         if self.dist.is_main:
             save_checkpoint(state, self.ckpt_path)
         D.barrier(self.dist)
 
     def log(self, record: dict) -> None:
-        """Append one JSON line to ``run_dir/metrics.jsonl`` (rank 0)."""
+        """Append ``record`` to ``history`` and as one JSON line to ``run_dir/metrics.jsonl`` (rank 0)."""
         if self.dist.is_main:
+            self.history.append(record)
+        if self.dist.is_main and self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / METRICS_NAME, "a") as f:
                 f.write(json.dumps(record) + "\n")
+
+    @property
+    def train_losses(self) -> list[float]:
+        """Training loss (nats per target token) of every logged step, from ``history``."""
+        return [r["loss"] for r in self.history if "loss" in r]
 
     # -- steps ---------------------------------------------------------------------------------
     def train_step(self) -> float:

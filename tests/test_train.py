@@ -95,6 +95,20 @@ def test_metrics_and_learning(tmp_path):
     assert {"lr", "tokens_per_s", "elapsed_s"} <= set(train_lines[0])
     assert [r["step"] for r in lines if "val_loss" in r] == [15, 30]
     assert train_lines[0]["loss"] > math.log(V) - 0.5 and last["val_loss"] < 0.5
+    assert t.history == lines and t.train_losses == [r["loss"] for r in train_lines]
+
+
+def test_in_memory_run_writes_nothing(tmp_path, monkeypatch):
+    """run_dir=None: history and model in memory, no file anywhere; resume needs a run_dir."""
+    monkeypatch.chdir(tmp_path)
+    data = tokens()
+    t = Trainer(cfg(steps=4, save_every=2), LMTask(data, data[:300], 16), V, progress=False)
+    last = t.fit()
+    assert list(tmp_path.iterdir()) == []
+    assert [r["step"] for r in t.history if "loss" in r] == [1, 2, 3, 4] and len(t.train_losses) == 4
+    assert last["step"] == 4 and "val_loss" in last
+    with pytest.raises(ValueError, match="resume=True needs run_dir"):
+        Trainer(cfg(), LMTask(data, data[:300], 16), V, None, resume=True)
 
 
 @pytest.mark.parametrize("name", ["dense", "perceiver_ar"])
