@@ -37,8 +37,14 @@ def test_plot_mask_shows_the_mask_and_borders():
     ax = fig.axes[0]
     assert np.array_equal(np.asarray(ax.images[0].get_array()), mask.numpy())
     assert ax.get_xlabel() == "key position j" and ax.get_ylabel() == "query position i"
-    # context border (red, one vertical + one horizontal) and segment borders at 2 and 6 (4 is the context border too)
-    assert len(ax.lines) >= 2
+    # segment borders (grey, dashed) between positions 1|2, 3|4, 5|6 and the context border (red) at 3|4,
+    # each drawn once vertically (x = border) and once horizontally (y = border)
+    def borders(color, vertical):
+        lines = [ln for ln in ax.lines if ln.get_color() == color]
+        return sorted(float((ln.get_xdata() if vertical else ln.get_ydata())[0]) for ln in lines
+                      if (ln.get_xdata()[0] == ln.get_xdata()[1]) == vertical)
+    assert borders("#888888", True) == borders("#888888", False) == [1.5, 3.5, 5.5]
+    assert borders("#c0392b", True) == borders("#c0392b", False) == [3.5]
     assert ax.get_title() == "enhanced"
 
 
