@@ -25,7 +25,9 @@ scheduler, rng
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -40,11 +42,48 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, or does not fit what it is used for."""
 
 
+# What ``torch.load(weights_only=True)`` can rebuild (torch/_weights_only_unpickler.py,
+# ``_get_allowed_globals``; checked one by one in tests/test_checkpoint.py). Exact types:
+# a subclass (a namedtuple, a defaultdict, a tensor subclass) pickles as its own class,
+# which the safe loader refuses.
+_LEAVES = (type(None), bool, int, float, complex, str, bytes, bytearray, torch.Size, torch.device,
+           torch.dtype, torch.layout, torch.Tensor, torch.nn.Parameter)
+_CONTAINERS = (dict, collections.OrderedDict, collections.Counter, list, tuple, set)
+
+
+def _check_loadable(obj, where: str, seen: set) -> None:
+    """TypeError naming ``where`` (e.g. ``state['train_config']['out']``) for the first
+    object inside ``obj`` that a weights-only load could not read back."""
+    if type(obj) in _LEAVES:
+        return
+    if type(obj) not in _CONTAINERS:
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}, which load_checkpoint's "
+                        "safe (weights_only) load cannot read back; store tensors, numbers, str, bytes, None, "
+                        "or dict/list/tuple/set of them (e.g. str(path), a plain dict for a dataclass)")
+    if id(obj) in seen:                        # shared (or cyclic) containers: check once
+        return
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_loadable(k, f"a key of {where}", seen)
+            _check_loadable(v, f"{where}[{k!r}]", seen)
+    else:
+        for i, v in enumerate(obj):
+            _check_loadable(v, f"{where}[{i}]" if not isinstance(obj, set) else f"an element of {where}", seen)
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """Write ``state`` to ``path`` atomically (temp file in the same dir + ``os.replace``).
 
     If anything fails (including an interrupt) the previous file at ``path``, if any, is
     left untouched and the temporary file is removed.
+
+    Only what :func:`load_checkpoint` can read back may be saved: its ``weights_only``
+    load (no code runs while unpickling) rebuilds tensors, numbers, str, bytes, None,
+    ``torch.Size``/``device``/``dtype`` and dict/list/tuple/set of these — not, e.g., a
+    ``pathlib.Path``, a numpy array or a dataclass. ``state`` is checked *before*
+    anything is written, so a bad entry never replaces a good checkpoint with a file
+    that cannot be loaded.
 
     Args:
         state: the checkpoint dict (see module docstring); ``format``/``version`` are added.
@@ -52,7 +91,20 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
 
     Returns:
         The destination path.
+
+    Raises:
+        TypeError: ``state`` is not a dict, or holds an object that cannot be read back
+            (the message gives its key path, e.g. ``state['train_config']['out']``).
+        ValueError: ``state`` holds a ``format``/``version`` other than this minecp's.
+        OSError: the file cannot be written (the previous file is kept).
     """
+    if not isinstance(state, dict):
+        raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    _check_loadable(state, "state", set())
+    for key, ours in (("format", FORMAT), ("version", VERSION)):
+        if state.get(key, ours) != ours:
+            raise ValueError(f"state[{key!r}] is {state[key]!r}, but this minecp writes {ours!r}; "
+                             "remove the key (save_checkpoint adds it)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -76,23 +128,44 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
     Args:
         path: checkpoint file.
-        map_location: passed to :func:`torch.load` (e.g. "cpu", "cuda").
+        map_location: passed to :func:`torch.load`: a device (str or ``torch.device``,
+            e.g. "cpu", "cuda:0"; checked to exist on this machine first), or a dict /
+            callable (passed on unchecked).
 
     Returns:
         The checkpoint dict.
 
     Raises:
-        CheckpointError: the file does not exist, is truncated/corrupt, or is not a minecp
-            checkpoint (the message names the path).
+        CheckpointError: the file does not exist, is truncated/corrupt, holds objects a
+            safe load refuses, or is not a minecp checkpoint (the message names the path).
+        ValueError: ``map_location`` names a device that is malformed or not available
+            here (not a CheckpointError: the file is not at fault).
     """
     path = Path(path)
+    if isinstance(map_location, (str, torch.device)):
+        # Checked first: otherwise torch.load's "no CUDA" error would be reported below as
+        # a corrupt file. Allocating an empty tensor is the one probe that works for
+        # every device type (cuda, cuda:3, mps, xpu, ...).
+        try:
+            torch.empty(0, device=torch.device(map_location))
+        except Exception as e:
+            raise ValueError(f"map_location={map_location!r}: that device is not available on this machine "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                             "use map_location='cpu'") from None
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         # weights_only=True: unpickling cannot run arbitrary code; our checkpoints hold
-        # only tensors, numbers, strings, lists and dicts.
+        # only tensors, numbers, strings, lists and dicts (save_checkpoint checks it).
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for truncated/corrupt files
+        # A well-formed file holding a class the safe loader refuses is not "corrupt"
+        # (random bytes also fail as "Weights only load failed", so we look for the class).
+        foreign = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if foreign:
+            raise CheckpointError(f"checkpoint {str(path)!r} holds a {foreign[1]} object, which the safe "
+                                  "(weights_only) load refuses: it was not written by minecp's "
+                                  "save_checkpoint") from None
         raise CheckpointError(f"checkpoint {str(path)!r} is unreadable (corrupt or truncated?): "
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -130,12 +203,14 @@ def load_model(path: str | os.PathLike, map_location="cpu"):
     Returns:
         (model, tokenizer, meta): the model in eval mode (a LanguageModel, or a
         SequenceClassifier for sCIFAR-10 checkpoints); the tokenizer rebuilt from the
-        checkpoint (``encode(str) -> list[int]``, ``decode(list[int]) -> str``; None
-        for datasets without one); meta = the checkpoint dict without the weights and
-        training state.
+        checkpoint (a :class:`minecp.tokenizer.Tokenizer`: ``encode(str) -> np.ndarray``,
+        ``decode(ids) -> str``; None for datasets without one); meta = the checkpoint
+        dict without the weights and training state.
 
     Raises:
-        CheckpointError: see :func:`load_checkpoint`, or the weights do not fit the model.
+        CheckpointError: see :func:`load_checkpoint`; the weights do not fit the model;
+            or the tokenizer entry cannot be rebuilt (the message names the file).
+        ValueError: ``map_location`` is not available (see :func:`load_checkpoint`).
     """
     state = load_checkpoint(path, map_location)
     try:
@@ -149,6 +224,9 @@ def load_model(path: str | os.PathLike, map_location="cpu"):
     tokenizer = None
     if state.get("tokenizer") is not None:
         from .tokenizer import tokenizer_from_dict
-        tokenizer = tokenizer_from_dict(state["tokenizer"])
+        try:
+            tokenizer = tokenizer_from_dict(state["tokenizer"])
+        except (TypeError, ValueError) as e:   # all of tokenizer_from_dict's own errors
+            raise CheckpointError(f"checkpoint {str(path)!r} has an unusable tokenizer entry: {e}") from None
     meta = {k: v for k, v in state.items() if k not in ("model", "optimizer", "scheduler", "rng")}
     return model, tokenizer, meta

@@ -45,9 +45,11 @@ with the model in eval mode (dropout off).
 
 from __future__ import annotations
 
+import numbers
 import sys
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -101,7 +103,16 @@ class KVCache:
         self.length, self.start = 0, start
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Add keys/values [1, H, T, D] of the next T positions."""
+        """Add keys/values of the next T positions.
+
+        Args:
+            k, v: [1, H, T, D] in the cache's dtype and device (keys RoPE-rotated).
+
+        Raises:
+            RuntimeError: the cache would hold more than ``capacity`` positions. The
+                decoders drop or reset entries before appending, so this means a bug in
+                a decoder, not bad user input (hence not a ValueError).
+        """
         T = k.shape[2]
         if self.length + T > self.capacity:
             raise RuntimeError(f"KV cache overflow: {self.length} + {T} > capacity {self.capacity}")
@@ -333,6 +344,12 @@ class ECPDecoder(Decoder):
 
     @torch.no_grad()
     def prefill(self, ids: Sequence[int]) -> torch.Tensor:
+        """Start a text: ``ids`` (ints in [0, vocab_size), any length >= 1) at absolute
+        positions 0.., fed one segment-aligned chunk at a time (bounded work and memory).
+
+        Returns:
+            float32 logits [vocab_size] for the token after ``ids``.
+        """
         for cache in self.caches:
             cache.reset()
         self.position = 0
@@ -346,6 +363,8 @@ class ECPDecoder(Decoder):
 
     @torch.no_grad()
     def step(self, token: int) -> torch.Tensor:
+        """Append ``token`` at the next absolute position; returns float32 logits [vocab_size]
+        for the token after it (one query per layer against <= 2S cached keys)."""
         return self._logits(self._feed([token])[0, -1])
 
     def cache_entries(self) -> list[int]:
@@ -425,12 +444,20 @@ class WindowKVDecoder(Decoder):
 
     @torch.no_grad()
     def prefill(self, ids: Sequence[int]) -> torch.Tensor:
+        """Start a text: encode its last N tokens (left-padded with ``pad_id`` to C + 1
+        tokens for the PerceiverAR family) as the first window.
+
+        Returns:
+            float32 logits [vocab_size] for the token after ``ids``.
+        """
         ids = list(ids)
         ids = [self.pad_id] * max(0, self.min_window - len(ids)) + ids
         return self._encode(ids[-self.config.seq_len:])
 
     @torch.no_grad()
     def step(self, token: int) -> torch.Tensor:
+        """Append ``token``: one cached query per layer, or, when the window is full, a
+        jump by ``slide`` tokens and a re-encode. Returns float32 logits [vocab_size]."""
         N = self.config.seq_len
         if len(self.window) == N:              # full: jump forward and re-encode
             return self._encode(self.window[self.slide:] + [token])
@@ -501,6 +528,8 @@ class RecomputeDecoder(Decoder):
 
     @torch.no_grad()
     def prefill(self, ids: Sequence[int]) -> torch.Tensor:
+        """Start a text (PerceiverAR family: left-padded to C + 1 tokens); returns float32
+        logits [vocab_size] from one full forward pass."""
         ids = list(ids)
         if self.model.name in PERCEIVER_FAMILY:
             ids = [self.pad_id] * max(0, self.config.context_len + 1 - len(ids)) + ids
@@ -509,6 +538,7 @@ class RecomputeDecoder(Decoder):
 
     @torch.no_grad()
     def step(self, token: int) -> torch.Tensor:
+        """Append ``token``; returns float32 logits [vocab_size] from a new forward pass."""
         self.text.append(token)
         return self._predict()
 
@@ -544,21 +574,34 @@ def make_decoder(model: LanguageModel, use_cache: bool = True, slide: int | None
 
     Args:
         model: any minecp model (put it in eval mode first).
-        use_cache: True: :class:`ECPDecoder` for ECP, :class:`WindowKVDecoder` otherwise;
-            False: :class:`RecomputeDecoder`.
-        slide: window jump of :class:`WindowKVDecoder` (ignored by ECP and by the
-            recompute path).
+        use_cache: ``True``: :class:`ECPDecoder` for ECP, :class:`WindowKVDecoder`
+            otherwise; ``False``: :class:`RecomputeDecoder`. Must be a bool: a truthy
+            string such as ``"no"`` would otherwise silently mean "use the cache".
+        slide: window jump of :class:`WindowKVDecoder`; None means its default. Only the
+            cached dense / PerceiverAR path has a window that jumps, so a ``slide`` given
+            for ECP or with ``use_cache=False`` is refused rather than ignored.
         pad_id: left padding for PerceiverAR-family prompts shorter than C + 1 tokens.
+            Checked to be a token id for every model (a pad outside the vocabulary is a
+            bug wherever it is passed), but dense and ECP never pad, so there it has no
+            effect.
 
     Returns:
         A :class:`Decoder`.
 
     Raises:
-        TypeError: ``model`` is not a minecp model.
-        ValueError: ``slide`` or ``pad_id`` out of range.
+        TypeError: ``model`` is not a minecp model, or ``use_cache`` is not a bool.
+        ValueError: ``slide`` out of range or given where it does not apply, or
+            ``pad_id`` not in [0, vocab_size); the message names the parameter.
     """
     if not isinstance(model, LanguageModel):
         raise TypeError(f"model must be a minecp LanguageModel, got {type(model).__name__}")
+    if not isinstance(use_cache, bool):
+        raise TypeError(f"use_cache must be True or False, got {use_cache!r}")
+    _check_token_id("pad_id", pad_id, model.config.vocab_size)
+    if slide is not None and (model.name == "ecp" or not use_cache):
+        raise ValueError(f"slide applies only to the cached window of dense and PerceiverAR-family models "
+                         f"(use_cache=True); got slide={slide!r} for {model.name} with use_cache={use_cache}: "
+                         "leave slide=None")
     if not use_cache:
         return RecomputeDecoder(model, pad_id=pad_id)
     if model.name == "ecp":
@@ -569,6 +612,18 @@ def make_decoder(model: LanguageModel, use_cache: bool = True, slide: int | None
 # ------------------------------------------------------------------------------------------
 # Sampling
 # ------------------------------------------------------------------------------------------
+def _check_sampling(temperature, top_k, top_p) -> None:
+    """ValueError naming the parameter for a bad temperature / top_k / top_p."""
+    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
+            or not temperature >= 0 or temperature == float("inf")):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
+    if top_p is not None and (not isinstance(top_p, (int, float)) or isinstance(top_p, bool)
+                              or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
+
+
 def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                       top_p: float | None = None, generator: torch.Generator | None = None) -> int:
     """Pick the next token id from logits.
@@ -576,22 +631,55 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int
     Order of operations (the usual one): temperature, then top-k, then top-p (nucleus,
     Holtzman et al. 2020), then a draw from the renormalised distribution.
 
+    Temperature is applied as ``(logits - max) / temperature`` in float64. Softmax does
+    not change when a constant is subtracted, but this way the best token scores exactly
+    0 and the others go to -inf as the temperature goes to 0, so a tiny positive
+    temperature (1e-40) gives the argmax probability 1 — the greedy limit — instead of
+    overflowing to inf / inf = NaN in the sampler. The one remaining non-finite case,
+    logits holding +inf (an overflowed model; inf - inf = NaN), falls back to greedy
+    argmax: the +inf token is the limit of the distribution.
+
     Args:
-        logits: float [vocab_size] (any device).
-        temperature: 0 means greedy (argmax; ``top_k``/``top_p`` are then irrelevant);
-            otherwise logits are divided by it (< 1 sharpens, > 1 flattens).
-        top_k: keep the k most likely tokens; ``top_k=1`` is greedy decoding.
-        top_p: keep the smallest set of most likely tokens whose probability reaches
-            ``top_p`` (the most likely token is always kept).
-        generator: a CPU ``torch.Generator`` for reproducible draws (None: global RNG).
+        logits: floating-point tensor [vocab_size] (any device and float dtype); -inf
+            means "never this token"; NaN is refused.
+        temperature: finite number >= 0. 0 means greedy (argmax, lowest id on ties;
+            ``top_k``/``top_p`` are then irrelevant); otherwise scores are divided by it
+            (< 1 sharpens, > 1 flattens).
+        top_k: None or an int >= 1: keep the k highest scores (and any tied with the
+            k-th); ``top_k >= vocab_size`` keeps every token, ``top_k=1`` is greedy.
+        top_p: None or a number in (0, 1]: keep the smallest set of most likely tokens
+            whose probability reaches ``top_p``. The most likely token is always kept, so
+            a tiny ``top_p`` is greedy and ``top_p=1`` keeps every token.
+        generator: None (global RNG) or a CPU ``torch.Generator`` for reproducible draws.
 
     Returns:
-        The token id (int).
+        The token id (int in [0, vocab_size)).
+
+    Raises:
+        TypeError: ``logits`` is not a floating-point tensor, or ``generator`` is not a
+            CPU ``torch.Generator``.
+        ValueError: ``logits`` is not 1-D and non-empty, holds NaN, or is -inf
+            everywhere; ``temperature``, ``top_k`` or ``top_p`` out of range (the message
+            names the parameter).
     """
+    _check_sampling(temperature, top_k, top_p)
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor [vocab_size], got {type(logits).__name__}"
+                        + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else ""))
+    if logits.dim() != 1 or logits.numel() == 0:
+        raise ValueError(f"logits must be a non-empty 1-D tensor [vocab_size], got shape {tuple(logits.shape)}")
+    if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
+        raise TypeError(f"generator must be None or a CPU torch.Generator, got {generator!r}")
+    # Sample on the CPU: the same seed gives the same text on every device.
+    raw = logits.detach().cpu().double()
+    if raw.isnan().any() or raw.max() == float("-inf"):
+        raise ValueError("logits must not contain NaN and must allow at least one token (not all -inf)")
     if temperature == 0 or top_k == 1:
-        return int(torch.argmax(logits))
-    # Sample on the CPU in float32: the same seed gives the same text on every device.
-    scores = logits.detach().float().cpu() / temperature
+        return int(torch.argmax(raw))
+    scores = (raw - raw.max()) / temperature
+    if scores.isnan().any():                   # +inf logits: inf - inf
+        return int(torch.argmax(raw))
+    scores = scores.float()
     if top_k is not None and top_k < scores.numel():
         kth = torch.topk(scores, top_k).values[-1]
         scores = scores.masked_fill(scores < kth, float("-inf"))
@@ -615,37 +703,45 @@ def _check_token_id(name: str, value, vocab_size: int) -> None:
         raise ValueError(f"{name} must be a token id in [0, vocab_size={vocab_size}), got {value!r}")
 
 
+def _prompt_list(prompt_ids, vocab_size: int) -> list[int]:
+    """Check ``prompt_ids`` (see :func:`generate`) and return it as a list of ints."""
+    if isinstance(prompt_ids, (list, tuple)):
+        # Element by element: torch.tensor(..., dtype=long) would silently turn 1.5 into 1
+        # and True into 1, and a nested list is not how a batch of one is written here.
+        bad = [x for x in prompt_ids if not isinstance(x, numbers.Integral) or isinstance(x, (bool, np.bool_))]
+        if bad:
+            raise TypeError(f"prompt_ids as a list/tuple must be a flat sequence of ints [T]; got an element "
+                            f"{bad[0]!r} of type {type(bad[0]).__name__}")
+        ids = [int(x) for x in prompt_ids]
+    elif isinstance(prompt_ids, (torch.Tensor, np.ndarray)):
+        integer = (np.issubdtype(prompt_ids.dtype, np.integer) if isinstance(prompt_ids, np.ndarray) else
+                   not (prompt_ids.is_floating_point() or prompt_ids.is_complex() or prompt_ids.dtype == torch.bool))
+        if not integer:
+            raise TypeError(f"prompt_ids must hold integer token ids, got dtype {prompt_ids.dtype}")
+        shape = tuple(prompt_ids.shape)
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[0] != 1):
+            raise ValueError(f"prompt_ids must be [T] or [1, T] (one prompt), got shape {shape}")
+        ids = prompt_ids.reshape(-1).tolist()
+    else:
+        raise TypeError("prompt_ids must be an integer torch tensor or numpy array [T] or [1, T], or a list "
+                        f"of ints; got {type(prompt_ids).__name__}")
+    if not ids:
+        raise ValueError("prompt_ids is empty: the model needs at least one token to condition on")
+    lo, hi = min(ids), max(ids)
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"prompt_ids must lie in [0, vocab_size={vocab_size}), got ids in [{lo}, {hi}]")
+    return ids
+
+
 def _validate(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, eos_id):
     """Check every argument; return the prompt as a list of ints."""
     if not isinstance(model, LanguageModel):
         raise TypeError(f"model must be a minecp LanguageModel, got {type(model).__name__}")
     V = model.config.vocab_size
-    if isinstance(prompt_ids, (list, tuple)):
-        prompt_ids = torch.tensor(prompt_ids, dtype=torch.long)
-    if not isinstance(prompt_ids, torch.Tensor):
-        raise TypeError(f"prompt_ids must be a LongTensor [T] or [1, T], got {type(prompt_ids).__name__}")
-    if prompt_ids.is_floating_point() or prompt_ids.is_complex() or prompt_ids.dtype == torch.bool:
-        raise TypeError(f"prompt_ids must hold integer token ids, got dtype {prompt_ids.dtype}")
-    if prompt_ids.dim() == 2 and prompt_ids.shape[0] != 1:
-        raise ValueError(f"prompt_ids must be [T] or [1, T] (one prompt), got {tuple(prompt_ids.shape)}")
-    if prompt_ids.dim() not in (1, 2):
-        raise ValueError(f"prompt_ids must be [T] or [1, T], got {tuple(prompt_ids.shape)}")
-    if prompt_ids.numel() == 0:
-        raise ValueError("prompt_ids is empty: the model needs at least one token to condition on")
-    ids = prompt_ids.reshape(-1).tolist()
-    lo, hi = min(ids), max(ids)
-    if lo < 0 or hi >= V:
-        raise ValueError(f"prompt_ids must lie in [0, vocab_size={V}), got ids in [{lo}, {hi}]")
+    ids = _prompt_list(prompt_ids, V)
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
-            or not temperature >= 0 or temperature == float("inf")):
-        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-        raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or isinstance(top_p, bool)
-                              or not 0 < top_p <= 1):
-        raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
+    _check_sampling(temperature, top_k, top_p)
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError(f"seed must be None or an int, got {seed!r}")
     if eos_id is not None:
@@ -667,6 +763,9 @@ def generate_stream(model: LanguageModel, prompt_ids, max_new_tokens: int, tempe
 
     Returns:
         An iterator of ints (the new token ids, at most ``max_new_tokens`` of them).
+
+    Raises:
+        TypeError, ValueError: as :func:`generate`, at the call.
     """
     prompt = _validate(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, eos_id)
     decoder = make_decoder(model, use_cache=use_cache, slide=slide, pad_id=pad_id)
@@ -711,41 +810,50 @@ def generate(model: LanguageModel, prompt_ids, max_new_tokens: int, temperature:
 
     Args:
         model: a minecp model (any device/dtype; put in eval mode during the call).
-        prompt_ids: integer tensor [T] or [1, T] (any integer dtype, e.g. the uint16 of
-            encoded corpora) or a list of ints; T >= 1, ids in [0, vocab_size).
+        prompt_ids: the prompt, T >= 1 ids in [0, vocab_size): an integer torch tensor
+            or numpy array [T] or [1, T] (any integer dtype, e.g. the uint16 arrays of
+            ``Tokenizer.encode`` and of encoded corpora), or a flat list/tuple of ints
+            (Python or numpy ints; floats and bools are refused, not rounded).
         max_new_tokens: number of tokens to generate (>= 0).
-        temperature: softmax temperature, >= 0; 0 means greedy decoding.
-        top_k: None or an int >= 1: sample only among the k most likely tokens.
+        temperature: softmax temperature, a finite number >= 0; 0 means greedy decoding,
+            and a tiny positive value approaches it without overflow (see
+            :func:`sample_next_token`).
+        top_k: None or an int >= 1: sample only among the k most likely tokens (k >=
+            vocab_size keeps all).
         top_p: None or a number in (0, 1]: nucleus sampling.
         seed: None or an int: seeds a private CPU ``torch.Generator``, so the same seed
             gives the same text (the global RNG is left alone).
-        use_cache: False re-runs a forward pass for every token (see
+        use_cache: bool; False re-runs a forward pass for every token (see
             :class:`RecomputeDecoder`).
-        slide: window jump for dense / PerceiverAR family (see :class:`WindowKVDecoder`).
-        pad_id: left-padding token for short PerceiverAR-family prompts.
+        slide: None or the window jump of the cached dense / PerceiverAR path (see
+            :class:`WindowKVDecoder`); refused for ECP and with ``use_cache=False``,
+            which have no jumping window.
+        pad_id: left-padding token for short PerceiverAR-family prompts; must be in
+            [0, vocab_size) for every model, but only that family uses it.
         eos_id: stop after this token is generated (it is included in the output).
 
     Returns:
         LongTensor (int64, whatever integer dtype the prompt had) with the prompt followed
         by the new tokens, in the prompt's layout:
         [T + n] for a 1-D prompt, [1, T + n] for a [1, T] prompt (n <= max_new_tokens),
-        on the prompt's device (CPU for a list).
+        on the prompt tensor's device (CPU for a list or numpy array).
 
     Raises:
-        ValueError: ``temperature`` < 0, ``top_p`` not in (0, 1], ``top_k`` < 1, an empty
-            ``prompt_ids``, ids outside the vocabulary, more than one prompt, a negative
-            ``max_new_tokens``; the message names the parameter.
-        TypeError: ``model`` is not a minecp model or ``prompt_ids`` is not integer.
+        ValueError: ``temperature`` not a finite number >= 0, ``top_p`` not in (0, 1],
+            ``top_k`` < 1, an empty ``prompt_ids``, ids outside the vocabulary, more than
+            one prompt or a 3-D ``prompt_ids``, a negative ``max_new_tokens``, ``slide``
+            out of range or not applicable, ``pad_id``/``eos_id`` not a token id; the
+            message names the parameter.
+        TypeError: ``model`` is not a minecp model, ``prompt_ids`` is not integer (a float,
+            bool or nested element, a float dtype, another type), or ``use_cache`` is not
+            a bool.
     """
     new = list(generate_stream(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed,
                                use_cache=use_cache, slide=slide, pad_id=pad_id, eos_id=eos_id))
-    if isinstance(prompt_ids, (list, tuple)):
-        prompt_ids = torch.tensor(prompt_ids, dtype=torch.long)
-    prompt_ids = prompt_ids.long()
-    tail = torch.tensor(new, dtype=torch.long, device=prompt_ids.device)
-    if prompt_ids.dim() == 2:
-        return torch.cat([prompt_ids, tail[None]], dim=1)
-    return torch.cat([prompt_ids, tail])
+    prompt = _prompt_list(prompt_ids, model.config.vocab_size)    # already checked above
+    device = prompt_ids.device if isinstance(prompt_ids, torch.Tensor) else "cpu"
+    out = torch.tensor(prompt + new, dtype=torch.long, device=device)
+    return out[None] if getattr(prompt_ids, "ndim", 1) == 2 else out
 
 
 # ------------------------------------------------------------------------------------------

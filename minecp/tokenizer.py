@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -78,11 +80,32 @@ def split_text(text: str, piece_chars: int = 1 << 14) -> list[str]:
     return pieces
 
 
-def _as_id_list(ids) -> list[int]:
-    """Accept a list, np.ndarray or torch tensor of ids and return a list of Python ints."""
-    if hasattr(ids, "tolist"):
+def _checked_ids(ids, vocab_size: int) -> list[int]:
+    """``ids`` (a list/tuple of ints, or a 1-D np.ndarray / torch tensor) as Python ints.
+
+    Checked here, at the public ``decode``, because the libraries below fail unhelpfully:
+    ``bytes([300])`` says "bytes must be in range(0, 256)", the HF decoder silently drops
+    unknown ids (``decode([99999]) == ""``) and overflows on negative ones, and
+    ``int(1.5)`` would silently truncate a float.
+
+    Raises:
+        TypeError: not a 1-D sequence of ints (floats and bools are refused).
+        ValueError: an id outside [0, vocab_size).
+    """
+    if hasattr(ids, "tolist"):                 # np.ndarray / torch tensor -> Python ints
         ids = ids.tolist()
-    return [int(i) for i in ids]
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"ids must be a 1-D sequence of token ids (list, tuple, np.ndarray or tensor), "
+                        f"got {type(ids).__name__}")
+    ids = list(ids)
+    for i in ids:
+        if type(i) is not int and (isinstance(i, bool) or not isinstance(i, numbers.Integral)):
+            raise TypeError(f"ids must hold integer token ids, got {i!r} of type {type(i).__name__}")
+    ids = [int(i) for i in ids]                # numpy ints -> int
+    for i in ids:
+        if not 0 <= i < vocab_size:
+            raise ValueError(f"ids must lie in [0, vocab_size={vocab_size}), got {i}")
+    return ids
 
 
 # -------------------------------------------------------------------------- interface
@@ -105,12 +128,45 @@ class Tokenizer:
         return ids_dtype(self.vocab_size)
 
     def encode(self, text: str) -> np.ndarray:  # pragma: no cover - abstract
+        """Text -> token ids.
+
+        Args:
+            text: any str (no special tokens are added).
+
+        Returns:
+            1-D np.ndarray [n_tokens] of dtype :attr:`dtype`, ids in [0, vocab_size).
+        """
         raise NotImplementedError
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:  # pragma: no cover
+        """Token ids -> text (lossless inverse of :meth:`encode` for byte-level tokenizers).
+
+        Args:
+            ids: a list/tuple of ints or a 1-D integer np.ndarray / torch tensor, each in
+                [0, vocab_size).
+
+        Returns:
+            The text; bytes that are not valid UTF-8 (e.g. half a character) become U+FFFD.
+
+        Raises:
+            TypeError: ``ids`` is not a 1-D sequence of ints (floats/bools are refused).
+            ValueError: an id outside [0, vocab_size).
+        """
         raise NotImplementedError
 
     def save(self, directory: str | os.PathLike) -> Path:  # pragma: no cover
+        """Write the tokenizer into ``directory`` (created if needed) so that
+        :func:`load_tokenizer` restores the same id mapping.
+
+        Files: ``minecp_tokenizer.json`` (kind and name) and, for HF tokenizers,
+        ``tokenizer.json``; each is written atomically (temp file + rename).
+
+        Returns:
+            The directory as a Path.
+
+        Raises:
+            OSError: the directory or a file cannot be written.
+        """
         raise NotImplementedError
 
     def to_dict(self) -> dict:  # pragma: no cover - abstract
@@ -145,8 +201,9 @@ class ByteTokenizer(Tokenizer):
         return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.uint16)
 
     def decode(self, ids) -> str:
-        """Ids in 0..255 -> str (invalid UTF-8 becomes U+FFFD). ValueError if an id > 255."""
-        return bytes(_as_id_list(ids)).decode("utf-8", errors="replace")
+        """Ids in 0..255 -> str (invalid UTF-8 becomes U+FFFD); see :meth:`Tokenizer.decode`
+        (TypeError / ValueError naming ``ids``)."""
+        return bytes(_checked_ids(ids, 256)).decode("utf-8", errors="replace")
 
     def save(self, directory) -> Path:
         d = Path(directory)
@@ -191,7 +248,9 @@ class HFTokenizer(Tokenizer):
         return np.concatenate(out) if out else np.zeros(0, self.dtype)
 
     def decode(self, ids) -> str:
-        return self.tok.decode(_as_id_list(ids), skip_special_tokens=False)
+        """Ids -> str, special tokens kept; see :meth:`Tokenizer.decode` (TypeError /
+        ValueError naming ``ids``)."""
+        return self.tok.decode(_checked_ids(ids, self.vocab_size), skip_special_tokens=False)
 
     def save(self, directory) -> Path:
         d = Path(directory)
@@ -275,14 +334,28 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
 
 
 def tokenizer_from_dict(d: dict) -> Tokenizer:
-    """Rebuild a tokenizer from :meth:`Tokenizer.to_dict`. Raises ValueError for an unknown
-    kind or when the rebuilt tokenizer's fingerprint differs from the recorded one."""
+    """Rebuild a tokenizer from :meth:`Tokenizer.to_dict` (e.g. a checkpoint's entry).
+
+    Raises:
+        TypeError: ``d`` is not a dict.
+        ValueError: an unknown kind, an ``"hf"`` entry without a valid ``tokenizer_json``
+            or ``name``, or a rebuilt fingerprint that differs from the recorded one.
+    """
     from tokenizers import Tokenizer as _HFTok
 
+    if not isinstance(d, dict):
+        raise TypeError(f"tokenizer description must be a dict from Tokenizer.to_dict(), got {type(d).__name__}")
     if d.get("kind") == "bytes":
         tok = ByteTokenizer()
     elif d.get("kind") == "hf":
-        tok = HFTokenizer(_HFTok.from_str(d["tokenizer_json"]), name=d["name"])
+        if not isinstance(d.get("tokenizer_json"), str) or not isinstance(d.get("name"), str):
+            raise ValueError("an 'hf' tokenizer description needs str entries 'tokenizer_json' and 'name', "
+                             f"got keys {sorted(d)}")
+        try:
+            hf = _HFTok.from_str(d["tokenizer_json"])
+        except Exception as e:  # the Rust library raises a bare Exception for bad JSON
+            raise ValueError(f"tokenizer description's 'tokenizer_json' is not a valid tokenizer.json: {e}") from None
+        tok = HFTokenizer(hf, name=d["name"])
     else:
         raise ValueError(f"tokenizer description has kind {d.get('kind')!r}; allowed: 'bytes', 'hf'")
     if d.get("fingerprint") not in (None, tok.fingerprint):
@@ -304,11 +377,13 @@ def get_tokenizer(
         train_text: text to train the BPE on (only for ``"bpe"``; a sample of at most
             ``BPE_SAMPLE_CHARS`` characters is used).
         save_dir: for ``"bpe"``: if it already holds a saved tokenizer, that one is loaded
-            (no training); otherwise the newly trained one is saved there.
+            (no training) after checking that it is the BPE the spec asks for; otherwise
+            the newly trained one is saved there. Ignored for other specs.
 
     Raises:
-        ValueError: malformed ``"bpe:N"`` spec, or ``"bpe"`` without ``train_text`` and
-            without a saved tokenizer in ``save_dir``.
+        ValueError: malformed ``"bpe:N"`` spec; ``"bpe"`` without ``train_text`` and
+            without a saved tokenizer in ``save_dir``; or ``save_dir`` holding a
+            tokenizer of another spec (bytes, another vocabulary size, a Hub one).
         FileNotFoundError: a pretrained name that cannot be fetched (offline / unknown).
     """
     if isinstance(spec, Tokenizer):
@@ -325,7 +400,16 @@ def get_tokenizer(
             except ValueError:
                 raise ValueError(f"tokenizer spec 'bpe:<vocab_size>' needs an int, got {spec!r}") from None
         if save_dir is not None and (Path(save_dir) / _META_FILE).is_file():
-            return load_tokenizer(save_dir)
+            tok = load_tokenizer(save_dir)
+            # save_dir is a cache chosen by the caller, not keyed by the spec: a tokenizer
+            # saved there for another spec must not stand in silently (wrong vocabulary).
+            # The name records the requested size; the trainer may stop with fewer ids.
+            if not (isinstance(tok, HFTokenizer) and tok.name == f"bpe{vocab}" and tok.vocab_size <= vocab):
+                saved = "bytes" if isinstance(tok, ByteTokenizer) else re.sub(r"^bpe(\d+)$", r"bpe:\1", tok.name)
+                raise ValueError(f"save_dir {str(save_dir)!r} holds tokenizer {saved!r} ({tok.vocab_size} ids), "
+                                 f"not the requested {spec!r} (at most {vocab} ids): use another save_dir, "
+                                 f"or spec {saved!r}")
+            return tok
         if train_text is None:
             raise ValueError(f"tokenizer {spec!r} must be trained: pass train_text (or a save_dir holding one)")
         tok = train_bpe(train_text, vocab)

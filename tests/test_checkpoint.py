@@ -1,12 +1,18 @@
 """Checkpoints: atomic writes survive a failing save; bad files give clear errors."""
 
+import collections
+import io
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from minecp import ModelConfig, build_model
 from minecp.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from minecp.presets import TrainConfig
+from minecp.tokenizer import ByteTokenizer
 from minecp.train import LMTask, Trainer
 
 
@@ -86,3 +92,101 @@ def test_resume_refuses_other_architecture_or_vocab(tmp_path):
     # a new run never silently replaces an existing checkpoint
     with pytest.raises(CheckpointError, match="already exists"):
         Trainer(small_cfg(), LMTask(tokens, tokens, 16), V, tmp_path, progress=False)
+
+
+# --- save refuses what load cannot read back; clear errors on load ------------------------------
+
+READABLE = [None, True, 3, 2 ** 100, 1.5, 1j, "s", b"b", bytearray(b"b"), torch.ones(2),
+            torch.nn.Parameter(torch.ones(2)), torch.Size([2]), torch.device("cpu"), torch.bfloat16,
+            torch.strided, [1], (1,), {1}, {(1, 2): 3}, collections.OrderedDict(a=1), collections.Counter(a=1)]
+UNREADABLE = [Path("runs/x"), np.float64(1.0), np.int64(1), np.ones(2), frozenset([1]),
+              collections.defaultdict(int), collections.namedtuple("P", "a")(1), torch.Generator(), slice(1)]
+
+
+def _weights_only_round_trip(obj):
+    buf = io.BytesIO()
+    torch.save({"x": obj}, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)["x"]
+
+
+@pytest.mark.parametrize("obj", READABLE, ids=lambda o: type(o).__name__)
+def test_save_accepts_what_a_weights_only_load_reads(tmp_path, obj):
+    save_checkpoint({"x": {"nested": [obj]}}, tmp_path / "c.pt")
+    back = load_checkpoint(tmp_path / "c.pt")["x"]["nested"][0]
+    assert type(back) is type(obj) or isinstance(obj, torch.Tensor)
+
+
+@pytest.mark.parametrize("obj", UNREADABLE, ids=lambda o: type(o).__name__)
+def test_save_refuses_what_load_cannot_read_and_keeps_the_old_file(tmp_path, obj):
+    # the refusal is needed: torch's safe loader really fails on this object
+    with pytest.raises(Exception, match="Weights only load failed|Can't pickle"):
+        _weights_only_round_trip(obj)
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"step": 1, "w": torch.arange(3)}, path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match=r"state\['train_config'\]\['out'\]\[1\] is a .*cannot read back"):
+        save_checkpoint({"step": 2, "train_config": {"out": ["ok", obj]}}, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]
+    # nothing is created for a new path either (not even its directory)
+    with pytest.raises(TypeError, match="state"):
+        save_checkpoint({"w": obj}, tmp_path / "new" / "c.pt")
+    assert not (tmp_path / "new").exists()
+
+
+def test_save_refuses_other_state_types_and_formats(tmp_path):
+    with pytest.raises(TypeError, match="state must be a dict"):
+        save_checkpoint([1, 2], tmp_path / "c.pt")
+    with pytest.raises(TypeError, match=r"a key of state\['d'\]"):
+        save_checkpoint({"d": {Path("k"): 1}}, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="state\\['version'\\] is 0"):
+        save_checkpoint({"version": 0}, tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
+    shared = [1]
+    save_checkpoint({"a": shared, "b": shared}, tmp_path / "c.pt")     # shared objects are fine
+    assert load_checkpoint(tmp_path / "c.pt")["b"] == [1]
+
+
+def test_file_saved_with_foreign_objects_is_not_called_corrupt(tmp_path):
+    torch.save({"format": "minecp-checkpoint", "version": 1, "p": Path("x")}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="pathlib.PosixPath object.*weights_only") as err:
+        load_checkpoint(tmp_path / "c.pt")
+    assert "corrupt" not in str(err.value)
+
+
+def test_unavailable_device_is_not_called_corrupt(tmp_path):
+    path = save_checkpoint({"step": 1}, tmp_path / "c.pt")
+    for device in ("cuda:999", torch.device("cuda", 999), "no-such-device"):
+        with pytest.raises(ValueError, match="map_location.*not available") as err:
+            load_checkpoint(path, map_location=device)
+        assert not isinstance(err.value, CheckpointError) and "corrupt" not in str(err.value)
+    with pytest.raises(ValueError, match="map_location"):
+        load_model(path, map_location="cuda:999")
+    assert load_checkpoint(path, map_location=torch.device("cpu"))["step"] == 1
+
+
+def _lm_state(tokenizer):
+    config = ModelConfig(vocab_size=V, seq_len=16, d_model=16, n_heads=2, n_layers=1, num_segments=2)
+    model = build_model("dense", config)
+    return {"model_name": "dense", "model_config": config.to_dict(), "task": "lm",
+            "model": model.state_dict(), "tokenizer": tokenizer}
+
+
+@pytest.mark.parametrize("entry,match", [
+    ({"kind": "hf", "name": "x"}, "tokenizer_json"),                       # was KeyError
+    ({"kind": "hf", "name": "x", "tokenizer_json": "not json"}, "tokenizer.json"),
+    ({"kind": "sentencepiece"}, "kind"),
+    ({"kind": "bytes", "fingerprint": "0" * 16}, "fingerprint"),
+    ("bytes", "dict"),
+])
+def test_bad_tokenizer_entry_is_a_checkpoint_error_naming_the_file(tmp_path, entry, match):
+    path = save_checkpoint(_lm_state(entry), tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=f"c.pt.*unusable tokenizer entry.*{match}"):
+        load_model(path)
+
+
+def test_load_model_rebuilds_a_good_tokenizer(tmp_path):
+    path = save_checkpoint(_lm_state(ByteTokenizer().to_dict()), tmp_path / "c.pt")
+    _model, tokenizer, meta = load_model(path)
+    assert isinstance(tokenizer, ByteTokenizer) and meta["model_name"] == "dense"

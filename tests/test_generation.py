@@ -365,3 +365,111 @@ def test_cli_streams_generated_text(monkeypatch):
     args = parser.parse_args(["generate", "--checkpoint", "x", "--prompt", "abc"])
     with pytest.raises(ValueError, match="no tokenizer"):
         args.func(args, out=io.StringIO())
+
+
+# --- prompt types, tiny temperatures, flags that do not apply ---------------------------------
+
+def test_prompt_ids_types():
+    import numpy as np
+
+    from minecp.tokenizer import ByteTokenizer
+
+    model = make("dense")
+    expected = minecp.generate(model, [3, 1, 4], 5, temperature=0)
+    for prompt in (np.array([3, 1, 4], dtype=np.uint16), np.array([3, 1, 4]), (3, 1, 4),
+                   [np.int64(3), 1, 4], torch.tensor([3, 1, 4], dtype=torch.int32)):
+        out = minecp.generate(model, prompt, 5, temperature=0)
+        assert out.dtype == torch.long and torch.equal(out, expected), type(prompt)
+    assert torch.equal(minecp.generate(model, np.array([[3, 1, 4]]), 5, temperature=0), expected[None])
+    # Tokenizer.encode returns a numpy array: it goes straight into generate
+    tok = ByteTokenizer()
+    byte_model = make("ecp", vocab_size=256)
+    out = minecp.generate(byte_model, tok.encode("hi"), 3, temperature=0)
+    assert out[:2].tolist() == [104, 105]
+    assert torch.equal(out, minecp.generate(byte_model, [104, 105], 3, temperature=0))
+    # floats / bools are refused, never truncated to ints
+    for bad in ([1.5, 2], [True, 2], [[1, 2], [3]], [[1, 2]], np.array([1.0, 2.0]), "12", None):
+        with pytest.raises(TypeError, match="prompt_ids"):
+            minecp.generate(model, bad, 3)
+    for bad in (np.zeros((2, 3), dtype=np.int64), torch.zeros(1, 1, 3, dtype=torch.long)):
+        with pytest.raises(ValueError, match=r"prompt_ids must be \[T\] or \[1, T\]"):
+            minecp.generate(model, bad, 3)
+
+
+@pytest.mark.parametrize("name", ["dense", "perceiver_ar", "ecp"])
+def test_tiny_temperature_is_greedy(name):
+    model = make(name)
+    prompt = random_ids(C + 1, seed=13)
+    greedy = minecp.generate(model, prompt, N, temperature=0)
+    for t in (1e-40, 1e-300, 5e-324):          # overflowed to inf / nan before
+        assert torch.equal(minecp.generate(model, prompt, N, temperature=t, seed=0), greedy)
+
+
+def test_sample_next_token_edge_cases():
+    logits = torch.tensor([0.5, 2.0, 1.9, -1.0])
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        assert sample_next_token(logits.to(dtype), 1e-40, generator=g) == 1
+    # -inf means "never"; a +inf logit wins outright (inf - inf would be nan)
+    masked = torch.tensor([0.0, float("-inf"), 1.0])
+    assert {sample_next_token(masked, 1.0, generator=g) for _ in range(100)} == {0, 2}
+    assert sample_next_token(torch.tensor([0.0, float("inf"), 1.0]), 1.0, generator=g) == 1
+    # top_k >= vocab_size and top_p = 1 keep every token: the same draws as no filter
+    draws = [[sample_next_token(logits, 2.0, generator=torch.Generator().manual_seed(s), **kw)
+              for s in range(50)] for kw in ({}, {"top_k": 4}, {"top_k": 1000}, {"top_p": 1.0})]
+    assert draws[0] == draws[1] == draws[2] == draws[3] and len(set(draws[0])) == 4
+    # a tiny top_p keeps only the most likely token
+    assert {sample_next_token(logits, 5.0, top_p=1e-9, generator=g) for _ in range(50)} == {1}
+    for bad, err, match in [(torch.tensor([0.0, float("nan")]), ValueError, "NaN"),
+                            (torch.full((3,), float("-inf")), ValueError, "-inf"),
+                            (torch.zeros(2, 3), ValueError, "1-D"),
+                            (torch.tensor([1, 2]), TypeError, "floating-point"),
+                            ([0.1, 0.2], TypeError, "logits")]:
+        with pytest.raises(err, match=match):
+            sample_next_token(bad, 1.0)
+    for kw, match in [(dict(temperature=-1), "temperature"), (dict(top_k=0), "top_k"),
+                      (dict(top_p=0), "top_p"), (dict(generator=3), "generator")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            sample_next_token(logits, **kw)
+
+
+def test_flags_that_do_not_apply_are_refused():
+    ecp, dense = make("ecp"), make("dense")
+    for value in ("no", 0, None):                           # "no" is truthy: it used the cache
+        with pytest.raises(TypeError, match="use_cache must be True or False"):
+            minecp.generate(dense, [1, 2], 3, use_cache=value)
+        with pytest.raises(TypeError, match="use_cache"):
+            make_decoder(dense, use_cache=value)
+    for model in (ecp, dense):                               # they never pad, but the id is checked
+        with pytest.raises(ValueError, match=r"pad_id must be a token id in \[0, vocab_size=61\)"):
+            minecp.generate(model, [1, 2], 3, pad_id=V)
+    with pytest.raises(ValueError, match="slide applies only.*ecp"):
+        minecp.generate(ecp, [1, 2], 3, slide=4)
+    with pytest.raises(ValueError, match="slide applies only.*use_cache=False"):
+        minecp.generate(dense, [1, 2], 3, slide=4, use_cache=False)
+    assert minecp.generate(dense, [1, 2], 3, slide=4).numel() == 5     # where it applies: fine
+
+
+def test_kv_cache_overflow_is_a_runtime_error():
+    from minecp.generation import KVCache
+
+    cache = KVCache(1, 2, 3, torch.float32, "cpu")
+    cache.append(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2))
+    with pytest.raises(RuntimeError, match="overflow: 2 \\+ 2 > capacity 3"):
+        cache.append(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 2, 2))
+
+
+def test_cli_tiny_temperature_prints_the_greedy_text(monkeypatch):
+    model = make("ecp")
+    fake = types.ModuleType("minecp.checkpoint")
+    fake.load_model = lambda path, map_location=None: (model, CharTokenizer(), {})
+    monkeypatch.setitem(sys.modules, "minecp.checkpoint", fake)
+    parser = argparse.ArgumentParser(prog="minecp")
+    register_cli(parser.add_subparsers(dest="command"))
+    outputs = []
+    for t in ("0", "1e-50"):
+        args = parser.parse_args(["generate", "--checkpoint", "x", "--prompt", "abc", "--max-new-tokens", "8",
+                                  "--temperature", t, "--seed", "1", "--device", "cpu"])
+        outputs.append(io.StringIO())
+        assert args.func(args, out=outputs[-1]) == 0
+    assert outputs[0].getvalue() == outputs[1].getvalue() and len(outputs[0].getvalue()) == 3 + 8 + 1

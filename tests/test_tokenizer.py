@@ -148,3 +148,53 @@ def test_pretrained_name_offline_gives_clear_error():
         pytest.skip("HF_HUB_OFFLINE was not set before huggingface_hub was imported")
     with pytest.raises(FileNotFoundError, match="bert-base-cased.*local directory"):
         get_tokenizer("bert-base-cased")
+
+
+# --- clear errors at the public entry -----------------------------------------------------------
+
+def test_byte_decode_checks_ids():
+    import torch
+
+    tok = ByteTokenizer()
+    assert tok.decode(np.array([104, 105], dtype=np.uint16)) == "hi"
+    assert tok.decode(torch.tensor([104, 105])) == "hi"
+    assert tok.decode([np.uint16(104), 105]) == "hi"           # numpy ints count as ints
+    assert tok.decode([]) == ""
+    for bad in ([300], [256], [-1]):
+        with pytest.raises(ValueError, match=r"ids must lie in \[0, vocab_size=256\)"):
+            tok.decode(bad)
+    for bad in ([104.7], [True], np.array([1.5]), [[104]], 104, "hi"):
+        with pytest.raises(TypeError, match="ids"):
+            tok.decode(bad)
+
+
+def test_hf_decode_checks_ids():
+    tok = train_bpe(TEXT, 300)
+    V = tok.vocab_size
+    assert tok.decode([V - 1]) != ""
+    for bad in ([99999], [V], [-1]):                # were "" and OverflowError
+        with pytest.raises(ValueError, match=rf"ids must lie in \[0, vocab_size={V}\)"):
+            tok.decode(bad)
+    with pytest.raises(TypeError, match="ids"):
+        tok.decode([1.0])
+
+
+def test_tokenizer_from_dict_bad_entries():
+    with pytest.raises(TypeError, match="must be a dict"):
+        tokenizer_from_dict(None)
+    with pytest.raises(ValueError, match="tokenizer_json"):
+        tokenizer_from_dict({"kind": "hf", "name": "x"})
+    with pytest.raises(ValueError, match="not a valid tokenizer.json"):
+        tokenizer_from_dict({"kind": "hf", "name": "x", "tokenizer_json": "not json"})
+
+
+def test_get_tokenizer_refuses_a_save_dir_of_another_spec(tmp_path):
+    bpe = train_bpe(TEXT, 300)
+    bpe.save(tmp_path / "bpe")
+    ByteTokenizer().save(tmp_path / "bytes")
+    with pytest.raises(ValueError, match=r"save_dir .*bpe'.* holds tokenizer 'bpe:300' .*'bpe:8192'"):
+        get_tokenizer("bpe:8192", save_dir=tmp_path / "bpe")
+    with pytest.raises(ValueError, match=r"holds tokenizer 'bytes' .*'bpe'"):
+        get_tokenizer("bpe", train_text=TEXT, save_dir=tmp_path / "bytes")
+    assert get_tokenizer("bpe:300", save_dir=tmp_path / "bpe").fingerprint == bpe.fingerprint
+    assert os.listdir(tmp_path / "bytes") == ["minecp_tokenizer.json"]     # nothing overwritten
