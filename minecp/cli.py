@@ -44,6 +44,29 @@ def _parse_for(tp):
     return parse
 
 
+def _int_at_least(minimum: int):
+    """argparse ``type``: an int >= ``minimum`` (argparse names the option in the error)."""
+    def parse(text: str) -> int:
+        value = int(text)  # a ValueError becomes argparse's "invalid int value"
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an int >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    """argparse ``type``: a finite float > 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+_positive_float.__name__ = "float"
+
+
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One option per TrainConfig field, default None (= keep the preset's value)."""
     hints = typing.get_type_hints(TrainConfig)
@@ -77,11 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="named configuration to start from")
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+    p.add_argument("--stop-at", type=_int_at_least(1), default=None, metavar="STEP",
                    help="stop after this step as if interrupted (the schedule still ends at --steps)")
     p.add_argument("--data-dir", default=None, help="hub-layout data root (default $MINECP_DATA_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--threads", type=_int_at_least(1), default=None,
+                   help="CPU threads for torch (default: all cores)")
     add_config_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -92,23 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--dataset", default=None, help="evaluate on another dataset (e.g. text:<path>)")
-    p.add_argument("--stride", type=int, default=None, help="window step (default: training eval_stride, "
+    p.add_argument("--stride", type=_int_at_least(1), default=None, help="window step (default: training eval_stride, "
                    "else min(N/2, T))")
-    p.add_argument("--window", type=int, default=None, help="window length (default the model's seq_len)")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--window", type=_int_at_least(1), default=None, help="window length (default the model's seq_len)")
+    p.add_argument("--max-tokens", type=_int_at_least(0), default=None,
                    help="cap on evaluated tokens (default: the run's eval_max_tokens; 0 = all); for "
                    "sCIFAR-10 on images, for the copy task the number of sequences (default 512)")
-    p.add_argument("--spans", type=int, default=4, help="a capped evaluation reads this many evenly "
+    p.add_argument("--spans", type=_int_at_least(1), default=4, help="a capped evaluation reads this many evenly "
                    "spaced spans of the split (default 4)")
-    p.add_argument("--bigram-k", type=float, default=0.05, help="add-k smoothing of the bigram baseline")
+    p.add_argument("--bigram-k", type=_positive_float, default=0.05, help="add-k smoothing of the bigram baseline")
     p.add_argument("--no-baselines", action="store_true")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=8, help="windows per forward pass")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", default=None, help="also write the results here "
                    "(default <checkpoint dir>/eval-<split>.json)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--threads", type=_int_at_least(1), default=None,
+                   help="CPU threads for torch (default: all cores)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("presets", help="list the presets")
@@ -135,6 +160,26 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{name}-{cfg.model}"
 
 
+def check_writable_dir(path: Path, flag: str) -> None:
+    """Fail now, before any long work, if ``path`` cannot be (or become) a directory we write into.
+
+    Args:
+        path: the directory (it may not exist yet; nothing is created here).
+        flag: how the user named it, for the message (e.g. "--out").
+
+    Raises:
+        NotADirectoryError: ``path`` or its nearest existing ancestor is not a directory.
+        PermissionError: that directory is not writable.
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{flag} {str(path)!r}: {str(existing)!r} exists and is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{flag} {str(path)!r}: cannot write into the directory {str(existing)!r}")
+
+
 def cmd_train(args) -> int:
     """Handler of ``minecp train``."""
     from . import distributed as D
@@ -148,6 +193,7 @@ def cmd_train(args) -> int:
         from .data import SCIFAR_LEN
         cfg = TrainConfig(**{**cfg.to_dict(), "seq_len": SCIFAR_LEN})
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
+    check_writable_dir(run_dir, "--out")
     ckpt = run_dir / CHECKPOINT_NAME
     if args.resume:
         # The run's own configuration, with the options given now on top (a preset is
@@ -193,6 +239,11 @@ def cmd_evaluate(args) -> int:
     from .train import resolve_device
 
     t0 = time.time()
+    out = Path(args.json) if args.json else Path(args.checkpoint).parent / f"eval-{args.split}.json"
+    flag = "--json" if args.json else "results file (--json)"
+    if out.is_dir():
+        raise IsADirectoryError(f"{flag} {str(out)!r} is a directory; give a file name")
+    check_writable_dir(out.parent, flag)  # before the evaluation, not after it
     device = resolve_device(args.device)
     model, tokenizer, meta = load_model(args.checkpoint, map_location=str(device))
     cfg = TrainConfig(**meta["train_config"])
@@ -209,8 +260,13 @@ def cmd_evaluate(args) -> int:
         result = _evaluate_text(model, tokenizer, cfg, args, dataset)
     result.update(checkpoint=str(args.checkpoint), model_name=meta["model_name"], step=meta.get("step"),
                   dataset=dataset, split=args.split, seconds=round(time.time() - t0, 1))
-    out = Path(args.json) if args.json else Path(args.checkpoint).parent / f"eval-{args.split}.json"
-    out.write_text(json.dumps(result, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:  # atomic: an older file at --json stays whole until the new one is complete
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     _say(f"({result['seconds']} s; results written to {out})")
     return 0
 
@@ -223,7 +279,7 @@ def _evaluate_text(model, tokenizer, cfg: TrainConfig, args, dataset: str) -> di
     if tokenizer is None:
         raise ValueError("this checkpoint has no tokenizer, so it cannot be evaluated on text")
     ids, _ = load_lm_ids(dataset, args.split, tokenizer, args.data_dir)
-    cap = cfg.eval_max_tokens if args.max_tokens is None else (args.max_tokens or None)
+    cap = (cfg.eval_max_tokens if args.max_tokens is None else args.max_tokens) or None  # 0 = all
     stride = args.stride if args.stride is not None else cfg.eval_stride
     baselines = {}
     if not args.no_baselines:
@@ -289,8 +345,8 @@ def _evaluate_copy(model, args, device) -> dict:
     n_seq = args.max_tokens or 512
     correct = total = 0
     with torch.no_grad():
-        for _ in range(-(-n_seq // args.batch_size)):
-            window, mask = (t.to(device) for t in task.batch("val", gen, args.batch_size))
+        for done in range(0, n_seq, args.batch_size):
+            window, mask = (t.to(device) for t in task.batch("val", gen, min(args.batch_size, n_seq - done)))
             logits, targets = task._scored(model, window, mask)
             correct += int((logits.argmax(-1) == targets).sum())
             total += targets.numel()
@@ -310,15 +366,21 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "threads", None):
-        import torch
-        torch.set_num_threads(args.threads)  # on a busy machine fewer threads can be faster
     try:
+        threads = getattr(args, "threads", None)
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"--threads must be an int >= 1, got {threads}")
+            import torch
+            torch.set_num_threads(threads)  # on a busy machine fewer threads can be faster
+        if getattr(args, "device", None) is not None:  # every command, before any work
+            from .train import resolve_device
+            resolve_device(args.device)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, ImportError) as e:  # user-facing errors: no traceback spam
+    except (ValueError, OSError, ImportError, FloatingPointError) as e:  # user-facing: no traceback spam
         if os.environ.get("MINECP_DEBUG"):
             raise
         msg = str(e).strip() or type(e).__name__

@@ -33,6 +33,12 @@ from .models import LanguageModel
 LN2 = math.log(2.0)
 
 
+def _check_int(name: str, value, minimum: int) -> None:
+    """ValueError naming ``name`` unless ``value`` is an int (not a bool) >= ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Window:
     """One evaluation window: inputs ``ids[start : start + length]``.
@@ -80,7 +86,7 @@ def window_plan(num_tokens: int, seq_len: int, num_predicted: int, stride: int |
     if not 1 <= T <= N:
         raise ValueError(f"num_predicted must be in [1, seq_len={N}], got {T}")
     stride = max(1, min(N // 2, T)) if stride is None else stride
-    if not isinstance(stride, int) or not 1 <= stride <= T:
+    if not isinstance(stride, int) or isinstance(stride, bool) or not 1 <= stride <= T:
         raise ValueError(f"stride must be an int in [1, num_predicted={T}] (a larger step would skip "
                          f"tokens the model cannot predict), got {stride!r}")
     if L < 2:
@@ -122,12 +128,25 @@ def sliding_window_token_nll(model: LanguageModel, ids: torch.Tensor, stride: in
         of their NLL in nats.
 
     Raises:
-        ValueError: ``ids`` not a 1-D integer tensor, a window the model was not built
-            for, or see :func:`window_plan`.
+        ValueError: ``model`` without the minecp model interface (``config.seq_len``,
+            ``config.vocab_size``, ``num_predicted``, ``accepts_shorter``); ``ids`` not a
+            1-D integer tensor or with ids outside [0, vocab_size); ``batch_size`` or
+            ``window`` not an int >= 1; a window the model was not built for; or see
+            :func:`window_plan`.
     """
-    if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.is_floating_point():
+    if not all(hasattr(model, a) for a in ("config", "num_predicted", "accepts_shorter", "parameters")):
+        raise ValueError(f"model must be a minecp language model (see minecp.build_model), got "
+                         f"{type(model).__name__}")
+    if (not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.is_floating_point() or ids.is_complex()
+            or ids.dtype == torch.bool):
         raise ValueError(f"ids must be a 1-D LongTensor of token ids, got "
-                         f"{type(ids).__name__} {tuple(getattr(ids, 'shape', ()))}")
+                         f"{type(ids).__name__} {getattr(ids, 'dtype', '')} {tuple(getattr(ids, 'shape', ()))}")
+    V = model.config.vocab_size
+    if len(ids) and not (0 <= int(ids.min()) and int(ids.max()) < V):
+        raise ValueError(f"ids must lie in [0, vocab_size={V}), got values in [{int(ids.min())}, {int(ids.max())}]")
+    _check_int("batch_size", batch_size, 1)
+    if window is not None:
+        _check_int("window", window, 1)
     N, T = model.config.seq_len, model.num_predicted
     if window is not None and window != N:
         if not model.accepts_shorter or not 1 <= window < N:
@@ -171,7 +190,7 @@ def sliding_window_nll(model: LanguageModel, ids: torch.Tensor, stride: int | No
         model: a minecp language model.
         ids: LongTensor [L] of token ids.
         stride: window step, 1 <= stride <= model.num_predicted (default min(N // 2, T)).
-        batch_size: windows per forward pass.
+        batch_size: windows per forward pass (int >= 1).
         progress: show a tqdm bar.
         window: window length (default N; smaller only for dense and ECP).
 
@@ -197,16 +216,28 @@ def lm_metrics(nll_nats: float, num_tokens: int, num_bytes: int, num_words: int 
     Returns:
         dict with ``nll_per_token`` (nats), ``token_ppl`` = exp(nll / tokens),
         ``bits_per_byte`` = nll / ln 2 / bytes (tokenizer independent) and, when
-        ``num_words`` is given, ``word_ppl`` = exp(nll / words).
+        ``num_words`` is given, ``word_ppl`` = exp(nll / words). A perplexity too large
+        for a float (exponent > ~709 nats) is ``math.inf``.
+
+    Raises:
+        ValueError: ``num_tokens`` or ``num_bytes`` not positive.
     """
     if num_tokens <= 0 or num_bytes <= 0:
         raise ValueError(f"num_tokens and num_bytes must be positive, got {num_tokens}, {num_bytes}")
-    out = {"nll_per_token": nll_nats / num_tokens, "token_ppl": math.exp(nll_nats / num_tokens),
+    out = {"nll_per_token": nll_nats / num_tokens, "token_ppl": _exp(nll_nats / num_tokens),
            "bits_per_byte": nll_nats / LN2 / num_bytes, "tokens": num_tokens, "bytes": num_bytes}
     if num_words:
-        out["word_ppl"] = math.exp(min(nll_nats / num_words, 700.0))
+        out["word_ppl"] = _exp(nll_nats / num_words)
         out["words"] = num_words
     return out
+
+
+def _exp(x: float) -> float:
+    """math.exp, but inf instead of OverflowError."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 # -- evaluating a corpus ------------------------------------------------------------------------
@@ -214,19 +245,30 @@ def evaluation_spans(num_tokens: int, max_tokens: int | None, num_spans: int = 4
     """Which part of a long token stream to evaluate when it is capped.
 
     Args:
-        num_tokens: length of the stream.
-        max_tokens: cap on the tokens evaluated (None or >= num_tokens: all of them).
-        num_spans: the cap is split into this many equal contiguous spans centred at
-            evenly spaced points of the stream ((i + 1/2) / num_spans), so a capped figure
-            samples the whole split rather than only its first document's opening pages.
+        num_tokens: length of the stream (int >= 0).
+        max_tokens: cap on the tokens evaluated (None, 0 or >= num_tokens: all of them).
+        num_spans: the cap is split into this many equal contiguous spans (int >= 1)
+            centred at evenly spaced points of the stream ((i + 1/2) / num_spans), so a
+            capped figure samples the whole split rather than only its first document's
+            opening pages.
 
     Returns:
         Sorted, non-overlapping ``(start, end)`` pairs (end exclusive).
+
+    Raises:
+        ValueError: ``num_tokens`` or ``max_tokens`` not an int >= 0 (None allowed for
+            ``max_tokens``), ``num_spans`` not an int >= 1, or a cap below 2 tokens per
+            span (``max_tokens < 2 * num_spans``).
     """
-    if max_tokens is None or max_tokens >= num_tokens:
+    _check_int("num_tokens", num_tokens, 0)
+    _check_int("num_spans", num_spans, 1)
+    if max_tokens is not None:
+        _check_int("max_tokens", max_tokens, 0)
+    if not max_tokens or max_tokens >= num_tokens:
         return [(0, num_tokens)]
     if max_tokens < 2 * num_spans:
-        raise ValueError(f"max_tokens must be >= 2 * num_spans = {2 * num_spans}, got {max_tokens}")
+        raise ValueError(f"max_tokens must be >= 2 * num_spans = {2 * num_spans} (2 tokens per span), "
+                         f"got {max_tokens}")
     length = max_tokens // num_spans
     spans = []
     for i in range(num_spans):
@@ -288,10 +330,21 @@ def evaluate_lm(model: LanguageModel, ids, tokenizer, stride: int | None = None,
     Returns:
         {"model": :func:`lm_metrics` dict, "baselines": {name: metrics}, "spans": [[start,
         end], ...], "stream_tokens": len(ids)}.
+
+    Raises:
+        ValueError: see :func:`evaluation_spans` and :func:`sliding_window_token_nll`;
+            capped spans shorter than one window (seq_len + 1 tokens) of a model that
+            reads only full windows (the PerceiverAR family).
     """
     ids = torch.as_tensor(ids.astype("int64") if hasattr(ids, "astype") else ids).long()
     byte_lengths = token_byte_lengths(tokenizer)
     spans = evaluation_spans(len(ids), max_tokens, num_spans)
+    length = spans[0][1] - spans[0][0]
+    if len(spans) > 1 and getattr(model, "accepts_shorter", True) is False and length <= model.config.seq_len:
+        N = model.config.seq_len  # such a model reads only full windows of N inputs + 1 target
+        raise ValueError(f"max_tokens={max_tokens} / num_spans={num_spans} gives spans of {length} tokens, "
+                         f"but this {type(model).__name__} reads windows of exactly seq_len={N} tokens plus "
+                         f"one target: need max_tokens >= {num_spans * (N + 1)}, fewer spans, or no cap")
     nll, count, n_bytes, n_words = 0.0, 0, 0, 0
     base = {name: 0.0 for name in (baselines or {})}
     for a, b in spans:

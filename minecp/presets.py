@@ -8,10 +8,36 @@ command line overrides the preset field by field (``--lr 1e-3`` beats the preset
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, fields, replace
 
 from .config import ModelConfig
+from .data.sources import TEXT_DATASETS
 from .models import MODEL_NAMES
+
+#: The ``dataset`` names besides ``"text:<path>"``.
+DATASETS = (*TEXT_DATASETS, "scifar10", "copy")
+#: Device names accepted by ``TrainConfig.device`` and :func:`minecp.train.resolve_device`.
+DEVICES = ("auto", "cpu", "cuda", "cuda:<index>", "mps")
+
+
+def check_device_name(name) -> None:
+    """Raise ValueError unless ``name`` is one of :data:`DEVICES` (e.g. "cuda:1").
+
+    Only the spelling is checked; :func:`minecp.train.resolve_device` also checks that
+    the device exists on this machine.
+    """
+    if not isinstance(name, str) or not (name in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", name)):
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {name!r}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass
@@ -35,11 +61,23 @@ class TrainConfig:
     Bookkeeping: validate every ``eval_every`` steps on ``eval_batches`` fixed batches,
     checkpoint every ``save_every`` steps (and at the end), log every ``log_every``.
 
-    Evaluation defaults (``minecp evaluate``): ``eval_stride`` (None = N/2),
-    ``eval_max_tokens`` (tokens of each evaluated document, None = all).
+    Evaluation defaults (``minecp evaluate``): ``eval_stride`` (window step; None =
+    min(N / 2, T)), ``eval_max_tokens`` (cap on the evaluated tokens of the split, see
+    :func:`minecp.evaluate.evaluation_spans`; None or 0 = all).
 
-    Runtime: ``device`` ("auto", "cpu", "cuda"), ``precision`` ("auto" = bf16 autocast
-    on CUDA and fp32 on CPU, "fp32", "bf16"), ``compile`` (torch.compile), ``seed``.
+    Runtime: ``device`` (one of :data:`DEVICES`), ``precision`` ("auto" = bf16 autocast
+    on CUDA and fp32 elsewhere, "fp32", "bf16"), ``compile`` (torch.compile), ``seed``.
+
+    Allowed values: ints are ints (not bools or floats); ``steps``, ``batch_size``,
+    ``grad_accum``, ``eval_every``, ``eval_batches``, ``save_every``, ``log_every`` and
+    ``vocab_size`` >= 1 (``vocab_size`` >= 2 for "copy"); ``warmup_steps`` and ``seed``
+    >= 0; finite ``lr`` > 0, ``weight_decay`` >= 0,
+    ``grad_clip`` >= 0, ``min_lr_ratio`` in [0, 1], ``beta1`` and ``beta2`` in [0, 1);
+    ``eval_stride`` None or >= 1, ``eval_max_tokens`` None or >= 0; the model fields as
+    :class:`minecp.ModelConfig` requires.
+
+    Raises:
+        ValueError: any field outside its allowed values (the message names the field).
     """
 
     # data
@@ -85,20 +123,36 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"model must be one of {', '.join(MODEL_NAMES)}; got {self.model!r}")
+        def need(ok: bool, name: str, allowed: str) -> None:
+            if not ok:
+                raise ValueError(f"{name} must be {allowed}, got {getattr(self, name)!r}")
+
+        for name in ("dataset", "tokenizer", "model", "device", "precision"):
+            need(isinstance(getattr(self, name), str), name, "a str")
+        need(self.dataset in DATASETS or (self.dataset.startswith("text:") and len(self.dataset) > 5),
+             "dataset", f"one of {', '.join(DATASETS)} or text:<path>")
+        need(self.model in MODEL_NAMES, "model", f"one of {', '.join(MODEL_NAMES)}")
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "save_every",
                      "log_every", "vocab_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-        if self.warmup_steps < 0 or self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError("need warmup_steps >= 0, lr > 0 and min_lr_ratio in [0, 1]; got "
-                             f"{self.warmup_steps}, {self.lr}, {self.min_lr_ratio}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu or cuda[:i], got {self.device!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+            need(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an int >= 1")
+        for name in ("warmup_steps", "seed"):
+            need(_is_int(getattr(self, name)) and getattr(self, name) >= 0, name, "an int >= 0")
+        if self.dataset == "copy":
+            need(self.vocab_size >= 2, "vocab_size", "an int >= 2 for the copy task (with one symbol "
+                 "there is nothing to copy)")
+        need(_is_real(self.lr) and self.lr > 0, "lr", "a finite number > 0")
+        need(_is_real(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "a number in [0, 1]")
+        need(_is_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+        need(_is_real(self.grad_clip) and self.grad_clip >= 0, "grad_clip", "a finite number >= 0 (0 = no clipping)")
+        for name in ("beta1", "beta2"):
+            need(_is_real(getattr(self, name)) and 0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
+        need(self.eval_stride is None or (_is_int(self.eval_stride) and self.eval_stride >= 1),
+             "eval_stride", "None (default) or an int >= 1")
+        need(self.eval_max_tokens is None or (_is_int(self.eval_max_tokens) and self.eval_max_tokens >= 0),
+             "eval_max_tokens", "None or an int >= 0 (None and 0 = all tokens)")
+        check_device_name(self.device)
+        need(self.precision in ("auto", "fp32", "bf16"), "precision", "one of auto, fp32, bf16")
+        need(isinstance(self.compile, bool), "compile", "a bool")
         self.model_config(vocab_size=max(self.vocab_size, 2))  # validate the model shape early
 
     def model_config(self, vocab_size: int) -> ModelConfig:
@@ -141,20 +195,20 @@ PRESETS: dict[str, dict] = {
 def get_preset(name: str | None, **overrides) -> TrainConfig:
     """A :class:`TrainConfig` from a preset name (None = plain defaults) plus overrides.
 
-    Overrides whose value is None are ignored (so argparse defaults of None fall back
-    to the preset).
+    Every given override is applied, None included: ``eval_max_tokens=None`` unsets the
+    preset's cap (``--eval-max-tokens none`` on the command line). Leave a field out to
+    keep the preset's value.
 
     Raises:
         ValueError: unknown preset name (the message lists the allowed names), or an
-            invalid resulting configuration.
+            invalid resulting configuration (see :class:`TrainConfig`).
+        TypeError: an override that is not a TrainConfig field.
     """
     if name is not None and name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; allowed presets: {', '.join(PRESETS)}")
-    values = dict(PRESETS[name]) if name else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**values)
+    return TrainConfig(**{**(PRESETS[name] if name else {}), **overrides})
 
 
 def with_overrides(config: TrainConfig, **overrides) -> TrainConfig:
-    """A copy of ``config`` with the non-None ``overrides`` applied (and re-validated)."""
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    """A copy of ``config`` with ``overrides`` applied (None included) and re-validated."""
+    return replace(config, **overrides)

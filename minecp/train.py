@@ -198,11 +198,32 @@ class CopyTask(LMTask):
 
 # -- runtime helpers --------------------------------------------------------------------------
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda if available else cpu."""
+    """The torch device of a device name, checked to exist on this machine.
+
+    Args:
+        name: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:<index>" or "mps"
+            (:data:`minecp.presets.DEVICES`).
+
+    Returns:
+        ``torch.device``.
+
+    Raises:
+        ValueError: any other name (the message lists the allowed ones), or a device this
+            machine does not have (no CUDA / MPS, or a CUDA index >= the number of GPUs).
+    """
+    from .presets import check_device_name
+
+    check_device_name(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        if name != "cuda" and int(name[5:]) >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} "
+                             f"CUDA device(s): cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' requested but MPS (Apple GPU) is not available; use --device cpu")
     return torch.device(name)
 
 
@@ -409,13 +430,25 @@ class Trainer:
     def fit(self, stop_at: int | None = None) -> dict:
         """Train until ``cfg.steps`` (or ``stop_at``) and save a final checkpoint.
 
+        The mean training loss is checked at every log and checkpoint step: a non-finite
+        one stops the run before anything is saved, so the last checkpoint (if any) stays
+        the last good state.
+
         Args:
-            stop_at: stop after this optimizer step (as if interrupted; resume later).
+            stop_at: stop after this optimizer step (an int >= 1; as if interrupted,
+                resume later).
 
         Returns:
             The last logged record (step, loss, lr, and val metrics if any).
+
+        Raises:
+            ValueError: ``stop_at`` not an int >= 1.
+            FloatingPointError: the training loss became NaN or infinite (the message
+                names the step; lower ``lr`` or keep ``grad_clip`` on).
         """
         cfg = self.cfg
+        if stop_at is not None and (not isinstance(stop_at, int) or isinstance(stop_at, bool) or stop_at < 1):
+            raise ValueError(f"stop_at must be None or an int >= 1, got {stop_at!r}")
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
         tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.seq_len
         bar = None
@@ -430,8 +463,16 @@ class Trainer:
             window_steps += 1
             if bar is not None:
                 bar.update(1)
-            if self.step % cfg.log_every == 0 or self.step == end:
+            save_now = self.step % cfg.save_every == 0 and self.step != end
+            if self.step % cfg.log_every == 0 or self.step == end or save_now:
                 loss = D.mean_across_ranks(window_loss / window_steps, self.dist, self.device)
+                if not math.isfinite(loss):  # the same on every rank: all stop together
+                    raise FloatingPointError(
+                        f"training diverged: the training loss became {loss} by step {self.step}; "
+                        "stopped without saving, so a checkpoint on disk (if any) is from before. Lower "
+                        f"lr (--lr, now {cfg.lr:g}) or keep gradient clipping on (--grad-clip, now "
+                        f"{cfg.grad_clip:g})")
+            if self.step % cfg.log_every == 0 or self.step == end:
                 now = time.time()
                 record = {"step": self.step, "loss": round(loss, 5), "lr": self.last_lr,
                           "tokens_per_s": round(window_steps * tokens_per_step / max(now - since, 1e-9)),
@@ -450,7 +491,7 @@ class Trainer:
                         bar.write(f"step {self.step}: " + ", ".join(f"{k} {v}" for k, v in val.items()
                                                                     if k != "step"))
                 D.barrier(self.dist)
-            if self.step % cfg.save_every == 0 and self.step != end:
+            if save_now:
                 self.save()
         if bar is not None:
             bar.close()

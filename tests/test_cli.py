@@ -1,5 +1,6 @@
 """The command line end to end on a small text file, and its handling of bad input."""
 
+import io
 import json
 import os
 import subprocess
@@ -8,7 +9,8 @@ import sys
 import pytest
 import torch
 
-from minecp.cli import build_parser, main
+from minecp.cli import build_parser, explicit_overrides, main
+from minecp.presets import PRESETS, get_preset
 
 
 
@@ -76,7 +78,9 @@ def test_bad_options(tmp_path, book, capsys):
     assert "must be divisible by num_segments" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    (tmp_path / "corrupt.pt").write_bytes(b"\x80\x02not a checkpoint")
+    buf = io.BytesIO()
+    torch.save({"weights": torch.zeros(100)}, buf)
+    (tmp_path / "corrupt.pt").write_bytes(buf.getvalue()[:200])  # a truncated file
     assert main(["evaluate", "--checkpoint", str(tmp_path / "corrupt.pt")]) == 2
     assert "unreadable" in capsys.readouterr().err
 
@@ -90,9 +94,14 @@ def test_subprocess_error_has_no_traceback(tmp_path):
 
 def test_parser_has_every_command(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
-    assert {"train", "evaluate", "presets"} <= set(commands)
+    assert set(commands) == {"train", "evaluate", "presets", "generate", "compare"}
     assert main(["presets"]) == 0
-    assert "cpu-small: " in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == list(PRESETS)
+    # each line is a valid set of train options that rebuilds the preset
+    for name, line in zip(PRESETS, lines):
+        args = build_parser().parse_args(["train", *line.split(":", 1)[1].split()])
+        assert get_preset(None, **explicit_overrides(args)) == get_preset(name)
 
 
 def test_copy_task_end_to_end(tmp_path, capsys):
@@ -100,11 +109,31 @@ def test_copy_task_end_to_end(tmp_path, capsys):
     tiny = [a for a in TINY if a not in ("--vocab-size", "300")] + ["--vocab-size", "8"]
     assert main(["train", "--model", "perceiver_ar", "--dataset", "copy", "--out", str(run), *tiny]) == 0
     records = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
-    assert 0 <= records[-1]["val_copy_acc"] <= 1
-    assert main(["evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--max-tokens", "16"]) == 0
+    # recompute the logged validation accuracy by hand: the validation batch (seed + 1) scored on
+    # the copied half only (window positions 17..32 are the copy of 1..16)
+    from minecp.checkpoint import load_model
+    from minecp.data import copy_task_batch
+
+    model, _, _ = load_model(run / "checkpoint.pt")
+    x, _ = copy_task_batch(4, 32, 8, torch.Generator().manual_seed(1))
+    assert torch.equal(x[:, 16:], x[:, :16])
+    with torch.no_grad():
+        logits = model(torch.cat([torch.zeros(4, 1, dtype=torch.long), x[:, :-1]], 1))  # [0] + x, minus last
+    hits = (logits[:, -16:].argmax(-1) == x[:, 16:]).float().mean().item()
+    assert records[-1]["val_copy_acc"] == pytest.approx(hits, abs=1e-5)
+    assert main(["evaluate", "--checkpoint", str(run / "checkpoint.pt"), "--max-tokens", "16",
+                 "--batch-size", "5"]) == 0
     result = json.loads((run / "eval-test.json").read_text())
-    assert result["tokens"] == 16 * 16  # 16 sequences x the 16 copied tokens of N = 32
+    assert result["tokens"] == 16 * 16  # exactly 16 sequences (5 + 5 + 5 + 1) x 16 copied tokens of N = 32
     assert "copy task: accuracy" in capsys.readouterr().out
+    # --batch-size 0 and --max-tokens -3 are refused by the parser, naming the option
+    for bad in (["--batch-size", "0"], ["--max-tokens", "-3"]):
+        with pytest.raises(SystemExit) as e:
+            main(["evaluate", "--checkpoint", str(run / "checkpoint.pt"), *bad])
+        assert e.value.code == 2 and f"argument {bad[0]}: must be an int >= " in capsys.readouterr().err
+    # one symbol leaves nothing to copy
+    assert main(["train", "--dataset", "copy", "--out", str(tmp_path / "one"), *tiny, "--vocab-size", "1"]) == 2
+    assert "vocab_size must be an int >= 2 for the copy task" in capsys.readouterr().err
 
 
 def test_stop_and_resume_from_the_command_line(tmp_path, book):
@@ -119,3 +148,98 @@ def test_stop_and_resume_from_the_command_line(tmp_path, book):
     b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)
     assert a["step"] == b["step"] == 4
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+COPY_TINY = [a for a in TINY if a not in ("--vocab-size", "300")] + ["--vocab-size", "8", "--dataset", "copy",
+                                                                    "--model", "dense"]
+
+
+@pytest.fixture
+def copy_ckpt(tmp_path):
+    assert main(["train", "--out", str(tmp_path / "copy"), *COPY_TINY]) == 0
+    return tmp_path / "copy" / "checkpoint.pt"
+
+
+def test_none_unsets_a_preset_value(tmp_path, copy_ckpt):
+    out = tmp_path / "unset"
+    assert main(["train", "--preset", "cpu-small", "--eval-max-tokens", "none", "--out", str(out), *COPY_TINY]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["train_config"]["eval_max_tokens"] is None
+    # without "none" the preset's cap is kept (so the assertion above can fail)
+    assert main(["train", "--preset", "cpu-small", "--out", str(tmp_path / "kept"), *COPY_TINY]) == 0
+    assert torch.load(tmp_path / "kept" / "checkpoint.pt", weights_only=True)["train_config"][
+        "eval_max_tokens"] == PRESETS["cpu-small"]["eval_max_tokens"]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--lr", "inf", "lr must be a finite number > 0, got inf"),
+    ("--weight-decay", "-1", "weight_decay must be a finite number >= 0, got -1.0"),
+    ("--grad-clip", "-1", "grad_clip must be a finite number >= 0 (0 = no clipping), got -1.0"),
+    ("--eval-stride", "0", "eval_stride must be None (default) or an int >= 1, got 0"),
+    ("--eval-max-tokens", "-5", "eval_max_tokens must be None or an int >= 0 (None and 0 = all tokens), got -5"),
+    ("--beta1", "2", "beta1 must be a number in [0, 1), got 2.0"),
+    ("--device", "tpu", "device must be one of auto, cpu, cuda, cuda:<index>, mps; got 'tpu'"),
+])
+def test_bad_config_values_fail_before_any_work(tmp_path, capsys, option, value, message):
+    assert main(["train", "--out", str(tmp_path / "r"), *COPY_TINY, option, value]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "--stop-at", "0"], "--stop-at"), (["train", "--stop-at", "-1"], "--stop-at"),
+    (["train", "--threads", "0"], "--threads"), (["train", "--threads", "-1"], "--threads"),
+    (["evaluate", "--checkpoint", "x.pt", "--spans", "0"], "--spans"),
+    (["evaluate", "--checkpoint", "x.pt", "--spans", "-1"], "--spans"),
+    (["evaluate", "--checkpoint", "x.pt", "--threads", "-1"], "--threads"),
+    (["evaluate", "--checkpoint", "x.pt", "--stride", "0"], "--stride"),
+    (["evaluate", "--checkpoint", "x.pt", "--bigram-k", "0"], "--bigram-k"),
+])
+def test_bad_numbers_are_refused_by_the_parser(capsys, argv, option):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"error: argument {option}: must be a" in err and "Traceback" not in err
+
+
+def test_bad_device_and_threads_everywhere(tmp_path, capsys):
+    for argv in (["evaluate", "--checkpoint", "x.pt", "--device", "tpu"],
+                 ["generate", "--checkpoint", "x.pt", "--prompt", "hi", "--device", "tpu"]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.startswith("error: device must be one of auto, cpu, cuda")
+    assert main(["compare", "--threads", "-1", "--out", str(tmp_path / "c")]) == 2  # its own --threads option
+    assert capsys.readouterr().err == "error: --threads must be an int >= 1, got -1\n"
+
+
+def test_out_that_is_a_file_fails_before_data_preparation(tmp_path, book, capsys):
+    out = tmp_path / "taken"
+    out.write_text("not a directory")
+    assert main(["train", "--dataset", f"text:{book}", "--out", str(out), *TINY]) == 2
+    assert "--out" in (err := capsys.readouterr().err) and "is not a directory" in err
+    assert not (tmp_path / "cache").exists(), "no data was prepared"
+    assert out.read_text() == "not a directory"
+    assert main(["train", "--dataset", f"text:{book}", "--out", str(out / "run"), *TINY]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_evaluate_json_path(tmp_path, copy_ckpt, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["evaluate", "--checkpoint", str(copy_ckpt), "--json", str(blocker / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --json") and "is not a directory" in err
+    assert "copy task" not in capsys.readouterr().out  # refused before evaluating
+    assert main(["evaluate", "--checkpoint", str(copy_ckpt), "--json", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    # a missing folder is created; the write leaves no temporary file behind
+    target = tmp_path / "new" / "deeper" / "r.json"
+    assert main(["evaluate", "--checkpoint", str(copy_ckpt), "--json", str(target), "--max-tokens", "8"]) == 0
+    assert json.loads(target.read_text())["tokens"] == 8 * 16
+    assert [p.name for p in target.parent.iterdir()] == ["r.json"]
+
+
+def test_diverging_training_exits_2_without_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "nan"
+    assert main(["train", "--out", str(out), *COPY_TINY, "--lr", "1e30", "--grad-clip", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: training diverged") and "--lr" in err
+    assert not (out / "checkpoint.pt").exists()

@@ -9,7 +9,6 @@ import os
 
 import hashlib
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +266,57 @@ def test_random_windows_are_slices_and_resumable():
     assert random_windows(ids, 2, 1000).shape == (2, 1000)  # the whole stream fits exactly
     with pytest.raises(ValueError, match="window_len"):
         random_windows(ids, 2, 1001)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((np.arange(100.0), 2, 5), "ids must be a 1-D array of integer token ids"),
+    ((np.zeros((4, 25), np.int64), 2, 5), "ids must be a 1-D array"),
+    ((np.arange(100), 2.0, 5), "batch_size must be an int, got 2.0"),
+    ((np.arange(100), 2, None), "window_len must be an int, got None"),
+    ((np.arange(100), True, 5), "batch_size must be an int, got True"),
+    ((np.arange(100), 0, 5), "need batch_size >= 1"),
+    ((np.arange(100), 2, 5, True), "generator must be None or a torch.Generator, got True"),
+])
+def test_random_windows_rejects_bad_arguments(args, message):
+    with pytest.raises(ValueError, match=message):
+        random_windows(*args)
+
+
+def test_random_windows_accepts_a_list():
+    ids = list(range(50))
+    w = random_windows(ids, 3, 7, torch.Generator().manual_seed(0))
+    assert torch.equal(w, random_windows(np.arange(50), 3, 7, torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    ((2.0, 10), {}, "batch_size must be an int >= 1, got 2.0"),
+    ((2, 10.0), {}, "seq_len must be an even int >= 2, got 10.0"),
+    ((2, 10), dict(vocab_size=8.0), "vocab_size must be an int >= 2"),
+    ((2, 10), dict(vocab_size=1), "vocab_size must be an int >= 2 .the copy task needs 2 symbols., got 1"),
+    ((2, 10), dict(generator=True), "generator must be a torch.Generator, an int seed or None, got True"),
+    ((2, 10), dict(generator="7"), "generator must be"),
+])
+def test_copy_task_rejects_bad_arguments(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        copy_task_batch(*args, **kwargs)
+
+
+def test_load_corpus_rejects_bad_names_and_splits(tmp_path):
+    with pytest.raises(ValueError, match="name must be a str"):
+        load_corpus(None, tokenizer="bytes", cache_dir=tmp_path)
+    f = tmp_path / "notes.txt"
+    f.write_text("some text\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"split must be one of \('train', 'validation', 'test'\), got 'bogus-split'"):
+        load_corpus(f"text:{f}", "bogus-split", tokenizer="bytes", cache_dir=tmp_path)
+    assert not (tmp_path / "text-notes").exists(), "rejected before anything is cached"
+
+
+def test_image_tokens_rejects_float_and_out_of_range_pixels():
+    px = np.zeros((1, 1024, 3), np.int64)
+    px[0, 0] = [255, 128, 0]
+    assert image_tokens(px, "gray").tolist() == image_tokens(px.astype(np.uint8), "gray").tolist()
+    with pytest.raises(ValueError, match="pixels must be integers in \\[0, 255\\] \\(uint8\\), got dtype float64"):
+        image_tokens(px.astype(np.float64) * 300 / 255, "rgb")
+    px[0, 1] = [300, 0, 0]
+    with pytest.raises(ValueError, match=r"pixels must lie in \[0, 255\], got values in \[0, 300\]"):
+        image_tokens(px, "gray")

@@ -169,3 +169,61 @@ def test_evaluate_lm_uniform_model_and_baselines():
     assert r["model"]["bits_per_byte"] == pytest.approx(8.0, abs=1e-12)
     # fit and scored on the same repetitive text, the bigram is far better than the unigram
     assert r["baselines"]["bigram"]["bits_per_byte"] < 0.5 * r["baselines"]["unigram"]["bits_per_byte"] < 4
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), "batch_size must be an int >= 1, got 0"),
+    (dict(batch_size=-1), "batch_size must be an int >= 1, got -1"),
+    (dict(batch_size=2.0), "batch_size must be an int >= 1, got 2.0"),
+    (dict(batch_size=True), "batch_size must be an int >= 1, got True"),
+    (dict(window=3.0), "window must be an int >= 1, got 3.0"),
+    (dict(window=0), "window must be an int >= 1, got 0"),
+    (dict(stride=True), "stride must be an int in"),
+    (dict(stride=2.0), "stride must be an int in"),
+])
+def test_sliding_window_rejects_bad_arguments(kwargs, message):
+    ids = torch.randint(0, V, (40,), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=message):
+        sliding_window_nll(tiny("dense"), ids, **kwargs)
+
+
+def test_sliding_window_rejects_bad_ids_and_models():
+    model = tiny("dense")
+    with pytest.raises(ValueError, match="ids must be a 1-D LongTensor"):
+        sliding_window_nll(model, torch.ones(40, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"ids must be a 1-D LongTensor.*float32"):
+        sliding_window_nll(model, torch.ones(40))
+    with pytest.raises(ValueError, match=rf"ids must lie in \[0, vocab_size={V}\), got values in \[0, {V}\]"):
+        sliding_window_nll(model, torch.arange(V + 1))
+    with pytest.raises(ValueError, match="model must be a minecp language model.*Linear"):
+        sliding_window_nll(nn.Linear(4, 4), torch.arange(20))
+
+
+def test_evaluation_spans_rejects_bad_arguments():
+    for bad in (0, -1, 2.0):
+        with pytest.raises(ValueError, match=f"num_spans must be an int >= 1, got {bad}"):
+            evaluation_spans(1000, 100, num_spans=bad)
+    with pytest.raises(ValueError, match="max_tokens must be an int >= 0, got -5"):
+        evaluation_spans(1000, -5)
+    with pytest.raises(ValueError, match=r"max_tokens must be >= 2 \* num_spans = 8"):
+        evaluation_spans(1000, 7)
+    assert evaluation_spans(1000, 0) == [(0, 1000)]  # 0 = no cap, as --max-tokens 0
+
+
+def test_capped_spans_too_short_for_a_perceiver_ar_window():
+    """A PerceiverAR reads only full windows: the message explains the span length, not the text's."""
+    from minecp.tokenizer import ByteTokenizer
+
+    ids = torch.randint(0, V, (500,), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"max_tokens=40 / num_spans=4 gives spans of 10 tokens.*"
+                                         r"seq_len=16 tokens plus one target: need max_tokens >= 68"):
+        evaluate_lm(tiny("perceiver_ar"), ids, ByteTokenizer(), max_tokens=40, num_spans=4)
+    r = evaluate_lm(tiny("perceiver_ar"), ids, ByteTokenizer(), max_tokens=68, num_spans=4)
+    assert len(r["spans"]) == 4 and r["model"]["tokens"] == 4 * (17 - (N - tiny("perceiver_ar").num_predicted + 1))
+
+
+def test_huge_losses_give_infinite_perplexities():
+    m = lm_metrics(800.0 * 10, num_tokens=10, num_bytes=40, num_words=5)  # 800 nats per token
+    assert m["token_ppl"] == m["word_ppl"] == math.inf
+    assert m["nll_per_token"] == 800.0 and m["bits_per_byte"] == pytest.approx(8000 / math.log(2) / 40)
+    assert lm_metrics(700.0, 1, 1, 1)["word_ppl"] == pytest.approx(math.exp(700.0))  # no clamp below overflow

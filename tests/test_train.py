@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from minecp import ModelConfig, build_model
 from minecp.presets import PRESETS, TrainConfig, get_preset
-from minecp.train import CopyTask, LMTask, Trainer, lr_factor, param_groups, sample_windows
+from minecp.train import CopyTask, LMTask, Trainer, lr_factor, param_groups, resolve_device, sample_windows
 
 
 
@@ -132,7 +132,7 @@ def test_presets():
     assert (paper.n_layers, paper.d_model, paper.n_heads, paper.seq_len, paper.num_segments) == (12, 768, 6, 2048, 8)
     assert (paper.dropout, paper.lr, paper.batch_size, paper.grad_accum) == (0.05, 2e-4, 8, 2)
     assert get_preset("cpu-small", lr=0.5, model="dense").lr == 0.5
-    assert get_preset("cpu-small", lr=None).lr == PRESETS["cpu-small"]["lr"]
+    assert get_preset("cpu-small", model="dense").lr == PRESETS["cpu-small"]["lr"]
     for name in PRESETS:
         get_preset(name).model_config(1000)  # every preset builds a valid model config
     with pytest.raises(ValueError, match="allowed presets: paper, gpu-small, cpu-small"):
@@ -163,3 +163,53 @@ def test_bf16_autocast_path_runs(tmp_path):
     """The GPU default (bf16 autocast) exercised on the CPU: the loss stays finite."""
     last = train(tmp_path, cfg(precision="bf16", steps=2, eval_every=2))
     assert math.isfinite(last.validate()["val_loss"])
+
+
+def test_resolve_device_names():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("tpu", "CPU", "cuda:", "cuda:-1", "gpu0", ""):
+        with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda, cuda:<index>, mps"):
+            resolve_device(bad)
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA device"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
+    else:
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(ValueError, match="MPS"):
+            resolve_device("mps")
+
+
+class DivergingTask(LMTask):
+    """An LM task whose loss turns NaN from training step ``bad_step`` (1-based) on."""
+
+    def __init__(self, *args, bad_step):
+        super().__init__(*args)
+        self.calls, self.bad_step = 0, bad_step
+
+    def loss(self, model, window):
+        self.calls += 1
+        loss = super().loss(model, window)
+        return loss * math.nan if self.calls >= self.bad_step else loss
+
+
+def test_non_finite_loss_stops_before_saving(tmp_path):
+    data = tokens()
+    config = cfg(steps=6, save_every=2, log_every=5, eval_every=100, dropout=0.0)
+    t = Trainer(config, DivergingTask(data, data[:300], 16, bad_step=3), V, tmp_path, progress=False)
+    with pytest.raises(FloatingPointError, match=r"training diverged: the training loss became nan by step 4"):
+        t.fit()
+    # the step-2 checkpoint (finite loss) is still there, not replaced by NaN weights
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 2 and all(v.isfinite().all() for v in saved["model"].values())
+
+
+def test_stop_at_must_be_a_positive_int(tmp_path):
+    data = tokens()
+    t = Trainer(cfg(), LMTask(data, data[:300], 16), V, tmp_path, progress=False)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="stop_at must be None or an int >= 1"):
+            t.fit(stop_at=bad)
+    assert not (tmp_path / "checkpoint.pt").exists()

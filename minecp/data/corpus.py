@@ -177,7 +177,7 @@ def load_corpus(
 
     Args:
         name: ``"wikitext-103"``, ``"wikitext-2"``, ``"pg19"`` or ``"text:<path>"`` (a local
-            UTF-8 file; the whole file, whatever ``split`` says).
+            UTF-8 file; the whole file, whichever valid ``split`` is given).
         split: ``"train"``, ``"validation"`` or ``"test"``.
         tokenizer: a :class:`~minecp.tokenizer.Tokenizer` or a spec for
             :func:`~minecp.tokenizer.get_tokenizer`. ``"bpe"`` / ``"bpe:<V>"`` means a
@@ -194,7 +194,8 @@ def load_corpus(
         :class:`Corpus` with ``ids`` (1-D uint16/int32 memmap), ``num_bytes``, ``num_words``.
 
     Raises:
-        ValueError: unknown name/split/tokenizer spec, empty or non-UTF-8 text file.
+        ValueError: ``name`` not a str, unknown name/split/tokenizer spec, empty or
+            non-UTF-8 text file.
         FileNotFoundError: the split is neither in the data root nor downloadable (the
             message names both remedies); missing text file.
 

@@ -65,7 +65,8 @@ def load_scifar10(split: str = "train", data_dir=None, cache_dir=None, config: s
     _check_split(split, ("train", "test"))
     if config not in CIFAR_CONFIGS:
         raise ValueError(f"config must be one of {CIFAR_CONFIGS}, got {config!r}")
-    if max_images is not None and (not isinstance(max_images, int) or max_images < 1):
+    if max_images is not None and (not isinstance(max_images, int) or isinstance(max_images, bool)
+                                   or max_images < 1):
         raise ValueError(f"max_images must be None or a positive int, got {max_images!r}")
     import datasets
 
@@ -118,7 +119,8 @@ def image_tokens(pixels: np.ndarray, mode: str = "rgb") -> np.ndarray:
     """Pixel sequences -> token ids in ``[0, 256)``.
 
     Args:
-        pixels: uint8 ``[n, 1024, 3]`` from :func:`load_scifar10`.
+        pixels: uint8 ``[n, 1024, 3]`` from :func:`load_scifar10` (any integer dtype with
+            values in [0, 255] is accepted; floats are not: scale them to bytes first).
         mode: ``"rgb"``: one token per channel value, channel-interleaved raster order
             ``R0 G0 B0 R1 G1 B1 ...`` -> ``[n, 3072]``; ``"gray"``: one token per pixel,
             ITU-R BT.601 luma ``round(0.299 R + 0.587 G + 0.114 B)`` -> ``[n, 1024]``.
@@ -127,11 +129,16 @@ def image_tokens(pixels: np.ndarray, mode: str = "rgb") -> np.ndarray:
         uint8 array of ids (convert with ``torch.from_numpy(x).long()`` for a model).
 
     Raises:
-        ValueError: bad mode or pixel shape.
+        ValueError: bad mode, pixel shape, dtype (not integer) or value (outside [0, 255]).
     """
     pixels = np.asarray(pixels)
     if pixels.ndim != 3 or pixels.shape[1:] != (SCIFAR_LEN, 3):
         raise ValueError(f"pixels must have shape [n, {SCIFAR_LEN}, 3], got {pixels.shape}")
+    if pixels.dtype != np.uint8:
+        if not np.issubdtype(pixels.dtype, np.integer):
+            raise ValueError(f"pixels must be integers in [0, 255] (uint8), got dtype {pixels.dtype}")
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+            raise ValueError(f"pixels must lie in [0, 255], got values in [{pixels.min()}, {pixels.max()}]")
     if mode == "rgb":
         return pixels.reshape(len(pixels), SCIFAR_LEN * 3).astype(np.uint8)
     if mode == "gray":

@@ -146,15 +146,20 @@ def locate_text(name: str, split: str, data_dir=None, max_books: int | None = No
 
     Args:
         name: ``"wikitext-103"``, ``"wikitext-2"``, ``"pg19"`` or ``"text:<path>"``.
-        split: ``"train"``, ``"validation"`` or ``"test"`` (ignored for ``text:<path>``).
+        split: ``"train"``, ``"validation"`` or ``"test"`` (checked, but a ``text:<path>``
+            file is read whole whatever the split).
         data_dir: data root (see module doc); None -> ``$MINECP_DATA_DIR`` -> online.
         max_books: PG-19 only: read at most this many books (None = all).
 
     Raises:
-        ValueError: unknown name / split, bad ``max_books``, empty text file.
+        ValueError: unknown name / split (also for ``text:<path>``), bad ``max_books``,
+            empty text file.
         FileNotFoundError: missing text file, or a split missing from the data root
             (message names both remedies and the expected path).
     """
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a str: one of {sorted(TEXT_DATASETS)} or 'text:<path>', got {name!r}")
+    _check_split(split)
     if name.startswith("text:"):
         path = Path(name[5:]).expanduser()
         if not path.is_file():
@@ -165,8 +170,8 @@ def locate_text(name: str, split: str, data_dir=None, max_books: int | None = No
     if name not in TEXT_DATASETS:
         raise ValueError(f"unknown text dataset {name!r}; allowed: {sorted(TEXT_DATASETS)} or 'text:<path>' "
                          "(images: load_scifar10, copy task: copy_task_batch)")
-    _check_split(split)
-    if max_books is not None and (name != "pg19" or not isinstance(max_books, int) or max_books < 1):
+    if max_books is not None and (name != "pg19" or not isinstance(max_books, int) or isinstance(max_books, bool)
+                                  or max_books < 1):
         raise ValueError(f"max_books must be None or a positive int and only applies to 'pg19', "
                          f"got {max_books!r} for {name!r}")
     spec = TEXT_DATASETS[name]
