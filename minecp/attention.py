@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .masks import causal_rule, ecp_rule, mask_matrix
-from .ops import ecp_attention
+from .ops import check_backend, ecp_attention
 from .rope import apply_rope
 
 
@@ -59,44 +59,88 @@ def record_attention():
 
 
 class CausalAttend:
-    """Dense causal attention (query i sees key j <= i) with SDPA's fused causal kernel."""
+    """Dense causal attention (query i sees key j <= i) with SDPA's fused causal kernel.
+
+    ``attend(q, k, v)``: q, k, v float [B, H, T, D] of one dtype and device (Tq = Tk = T,
+    since SDPA's ``is_causal`` aligns the mask to the top-left corner) -> [B, H, T, D].
+    Errors come from :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+    Source: ARCHITECTURES.md Sec. 1 (dense causal baseline).
+    """
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
     def mask(self, q_len: int, k_len: int, device=None) -> torch.Tensor:
-        """The explicit bool mask [q_len, k_len] this pattern stands for."""
+        """The explicit bool mask [q_len, k_len] this pattern stands for (True = visible)."""
         return mask_matrix(causal_rule(), q_len, k_len, device=device)
 
 
 class MaskedAttend:
-    """Attention restricted by an explicit bool mask.
+    """Attention restricted by an explicit bool mask (the PerceiverAR family).
 
     Args:
         mask: bool [Tq, Tk] (or [H, Tq, Tk] for per-head patterns), True = visible.
             Every query row must see at least one key, otherwise its softmax is 0/0.
+
+    ``attend(q, k, v)``: q float [B, H, Tq, D], k and v [B, H, Tk, D] -> [B, H, Tq, D];
+    ``mask`` must broadcast to [B, H, Tq, Tk] and be on q's device.
+
+    Raises:
+        TypeError: ``mask`` is not a bool tensor.
+        ValueError: ``mask`` is not 2-D or 3-D.
+
+    Source: ARCHITECTURES.md Secs. 2-5 (masks from :mod:`minecp.masks`).
     """
 
     def __init__(self, mask: torch.Tensor):
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a bool torch.Tensor, got "
+                            f"{mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__}")
+        if mask.dim() not in (2, 3):
+            raise ValueError(f"mask must have shape [Tq, Tk] or [H, Tq, Tk], got {tuple(mask.shape)}")
         self._mask = mask
 
-    def __call__(self, q, k, v):
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=self._mask)
 
     def mask(self, q_len: int, k_len: int, device=None) -> torch.Tensor:
+        """The stored mask, [Tq, Tk] or [H, Tq, Tk] (``q_len``, ``k_len`` must match it)."""
         return self._mask
 
 
 class ECPAttend:
-    """ECP pairwise segment attention with segments of ``segment_len`` (see minecp.ops)."""
+    """ECP pairwise segment attention with segments of ``segment_len`` (see minecp.ops).
+
+    Args:
+        segment_len: S, an int >= 1.
+        backend: one of :data:`minecp.ops.BACKENDS` ("auto", "torch", "flex", "triton").
+
+    ``attend(q, k, v)``: q, k, v float [B, H, N, D], N a multiple of S -> [B, H, N, D]
+    (:func:`minecp.ops.ecp_attention`, which checks the tensors). ``mask(Tq, Tk)`` is the
+    bool [Tq, Tk] mask of :func:`minecp.masks.ecp_rule`.
+
+    Raises:
+        TypeError: ``segment_len`` not an int.
+        ValueError: ``segment_len`` < 1 or an unknown ``backend`` (checked here, at
+            construction, not at the first call).
+
+    Source: arXiv 2412.06106 Sec. 3.4.
+    """
 
     def __init__(self, segment_len: int, backend: str = "auto"):
+        if not isinstance(segment_len, int) or isinstance(segment_len, bool):
+            raise TypeError(f"segment_len must be an int, got {type(segment_len).__name__}")
+        if segment_len < 1:
+            raise ValueError(f"segment_len must be >= 1, got {segment_len}")
+        check_backend(backend)
         self.segment_len, self.backend = segment_len, backend
 
-    def __call__(self, q, k, v):
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return ecp_attention(q, k, v, segment_len=self.segment_len, backend=self.backend)
 
     def mask(self, q_len: int, k_len: int, device=None) -> torch.Tensor:
+        """The explicit bool mask [q_len, k_len] this pattern stands for (True = visible)."""
         return mask_matrix(ecp_rule(self.segment_len), q_len, k_len, device=device)
 
 
@@ -167,8 +211,26 @@ class MultiHeadAttention(nn.Module):
         v = self.split_heads(self.value(x_kv))
         return q, k, v
 
-    def forward(self, x_q, x_kv, rope_q, rope_k, attend: Attend) -> torch.Tensor:
-        """Attention output [B, Tq, d]."""
+    def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor, rope_q, rope_k, attend: Attend) -> torch.Tensor:
+        """Multi-head attention of ``x_q`` over ``x_kv`` (Vaswani et al. 2017, Sec. 3.2.2).
+
+        Args:
+            x_q: float [B, Tq, d], the positions that ask queries.
+            x_kv: float [B, Tk, d], the positions that give keys and values (``x_q``
+                itself for self-attention).
+            rope_q, rope_k: (cos, sin) pairs, each float32 [Tq, D/2] and [Tk, D/2]
+                (:func:`minecp.rope.rope_angles` at the tokens' absolute positions).
+            attend: the pattern, e.g. :class:`CausalAttend`, :class:`MaskedAttend`,
+                :class:`ECPAttend`; called on q [B, H, Tq, D], k and v [B, H, Tk, D].
+
+        Returns:
+            Float [B, Tq, d], dtype of ``x_q``.
+
+        Raises:
+            Whatever ``attend`` raises for its shapes (e.g. ValueError from
+            :func:`minecp.ops.ecp_attention`); inputs are not re-checked here, this
+            runs in every layer.
+        """
         q, k, v = self.project(x_q, x_kv, rope_q, rope_k)
         if _RECORDER is not None:
             mask = attend.mask(q.shape[2], k.shape[2], device=q.device)

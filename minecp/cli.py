@@ -44,7 +44,7 @@ def _parse_for(tp):
     return parse
 
 
-def _int_at_least(minimum: int):
+def int_at_least(minimum: int):
     """argparse ``type``: an int >= ``minimum`` (argparse names the option in the error)."""
     def parse(text: str) -> int:
         value = int(text)  # a ValueError becomes argparse's "invalid int value"
@@ -56,7 +56,7 @@ def _int_at_least(minimum: int):
     return parse
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     """argparse ``type``: a finite float > 0."""
     value = float(text)
     if not 0 < value < float("inf"):
@@ -64,7 +64,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-_positive_float.__name__ = "float"
+positive_float.__name__ = "float"
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -100,11 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=list(PRESETS), default=None, help="named configuration to start from")
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--stop-at", type=_int_at_least(1), default=None, metavar="STEP",
+    p.add_argument("--stop-at", type=int_at_least(1), default=None, metavar="STEP",
                    help="stop after this step as if interrupted (the schedule still ends at --steps)")
     p.add_argument("--data-dir", default=None, help="hub-layout data root (default $MINECP_DATA_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=_int_at_least(1), default=None,
+    p.add_argument("--threads", type=int_at_least(1), default=None,
                    help="CPU threads for torch (default: all cores)")
     add_config_options(p)
     p.set_defaults(func=cmd_train)
@@ -116,23 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--dataset", default=None, help="evaluate on another dataset (e.g. text:<path>)")
-    p.add_argument("--stride", type=_int_at_least(1), default=None, help="window step (default: training eval_stride, "
+    p.add_argument("--stride", type=int_at_least(1), default=None, help="window step (default: training eval_stride, "
                    "else min(N/2, T))")
-    p.add_argument("--window", type=_int_at_least(1), default=None, help="window length (default the model's seq_len)")
-    p.add_argument("--max-tokens", type=_int_at_least(0), default=None,
+    p.add_argument("--window", type=int_at_least(1), default=None, help="window length (default the model's seq_len)")
+    p.add_argument("--max-tokens", type=int_at_least(0), default=None,
                    help="cap on evaluated tokens (default: the run's eval_max_tokens; 0 = all); for "
                    "sCIFAR-10 on images, for the copy task the number of sequences (default 512)")
-    p.add_argument("--spans", type=_int_at_least(1), default=4, help="a capped evaluation reads this many evenly "
+    p.add_argument("--spans", type=int_at_least(1), default=4, help="a capped evaluation reads this many evenly "
                    "spaced spans of the split (default 4)")
-    p.add_argument("--bigram-k", type=_positive_float, default=0.05, help="add-k smoothing of the bigram baseline")
+    p.add_argument("--bigram-k", type=positive_float, default=0.05, help="add-k smoothing of the bigram baseline")
     p.add_argument("--no-baselines", action="store_true")
-    p.add_argument("--batch-size", type=_int_at_least(1), default=8, help="windows per forward pass")
+    p.add_argument("--batch-size", type=int_at_least(1), default=8, help="windows per forward pass")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--json", default=None, help="also write the results here "
                    "(default <checkpoint dir>/eval-<split>.json)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threads", type=_int_at_least(1), default=None,
+    p.add_argument("--threads", type=int_at_least(1), default=None,
                    help="CPU threads for torch (default: all cores)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -224,7 +224,10 @@ def cmd_train(args) -> int:
     D.shutdown_distributed()
     if trainer.dist.is_main:
         shown = ", ".join(f"{k} {v}" for k, v in last.items() if k not in ("lr", "elapsed_s"))
-        _say(f"trained to step {trainer.step} in {time.time() - t1:.1f} s ({shown})")
+        if shown:  # empty when --resume finds the run already finished
+            _say(f"trained to step {trainer.step} in {time.time() - t1:.1f} s ({shown})")
+        else:
+            _say(f"nothing to train: the run is already at step {trainer.step} of {cfg.steps}")
         _say(f"checkpoint: {trainer.ckpt_path}")
     return 0
 
@@ -304,14 +307,15 @@ def _evaluate_text(model, tokenizer, cfg: TrainConfig, args, dataset: str) -> di
     _say(f"scored {m['tokens']:,} tokens = {m['bytes']:,} UTF-8 bytes, {m.get('words', 0):,} words; window "
          f"{N}, stride {stride}; not scored: the first {N - T + 1} token(s) of each span, which no window "
          "can predict")
-    _say(f"{'':24s} {'bits/byte':>10s} {'token ppl':>10s} {'word ppl':>12s}")
+    _say(f"{'':28s} {'bits/byte':>10s} {'token ppl':>10s} {'word ppl':>12s}")
     rows = [(f"model ({model.__class__.__name__})", m)] + [(f"{k} baseline", v) for k, v in r["baselines"].items()]
     for name, v in rows:
-        _say(f"{name:24s} {_fmt(v['bits_per_byte']):>10s} {_fmt(v['token_ppl'], 2):>10s} "
+        _say(f"{name:28s} {_fmt(v['bits_per_byte']):>10s} {_fmt(v['token_ppl'], 2):>10s} "
              f"{_fmt(v.get('word_ppl'), 1):>12s}")
     if "unigram" in r["baselines"]:
         gain = 1 - m["bits_per_byte"] / r["baselines"]["unigram"]["bits_per_byte"]
-        _say(f"model is {100 * gain:.1f} % below the unigram baseline in bits per byte")
+        _say(f"model is {100 * abs(gain):.1f} % {'below' if gain >= 0 else 'above'} the unigram baseline "
+             "in bits per byte")
         r["below_unigram"] = gain
     return r
 
@@ -368,9 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         threads = getattr(args, "threads", None)
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"--threads must be an int >= 1, got {threads}")
+        if threads is not None:  # parsed as an int >= 1 by every command's parser
             import torch
             torch.set_num_threads(threads)  # on a busy machine fewer threads can be faster
         if getattr(args, "device", None) is not None:  # every command, before any work

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 
@@ -12,9 +13,15 @@ def _require_int(name: str, value, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Hyper-parameters of a minecp model, validated on construction.
+
+    Frozen: a model derives buffers (masks, segment lengths) from its config when it is
+    built, so changing a field afterwards would silently disagree with them. Make a
+    changed copy with ``dataclasses.replace(cfg, field=value)``, which validates again;
+    it copies the filled-in defaults of ``latent_len`` and ``compressed_len``, so pass
+    them as None to have them recomputed for a new ``seq_len``.
 
     Notation of arXiv 2412.06106 (see docs ARCHITECTURES.md): a window of N tokens; the
     PerceiverAR family splits it into a context of C = N - M positions and M latents;
@@ -35,10 +42,12 @@ class ModelConfig:
         compressed_len: C', compressed-context model: the context is mapped to C'
             positions after layer 1 (0 < C' <= C); default N // 4 (the authors' choice).
         context_shift: segmented-context model: LongLoRA-style shift (in positions) of
-            the context segment borders applied to half of the heads; 0 = the authors'
-            unshifted variant.
-        rope_base: base of the rotary position embedding frequencies (Su et al. 2021).
-        tie_embeddings: share the token embedding and output projection weights.
+            the context segment borders applied to the second half of the heads
+            (Chen et al. 2023, Sec. 3.2); 0 = the authors' unshifted variant. Needs
+            ``n_heads >= 2`` (with one head there is no other half to shift).
+        rope_base: base of the rotary position embedding frequencies (Su et al. 2021),
+            a finite number > 1.
+        tie_embeddings: bool, share the token embedding and output projection weights.
 
     Raises:
         TypeError: a field has the wrong type.
@@ -66,10 +75,18 @@ class ModelConfig:
                      "num_segments", "context_segments"):
             _require_int(name, getattr(self, name))
         _require_int("context_shift", self.context_shift, minimum=0)
-        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"dropout must be a float, got {type(self.dropout).__name__} ({self.dropout!r})")
+        if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.rope_base, (int, float)) or self.rope_base <= 1:
-            raise ValueError(f"rope_base must be a number > 1, got {self.rope_base!r}")
+        if isinstance(self.rope_base, bool) or not isinstance(self.rope_base, (int, float)):
+            raise TypeError(f"rope_base must be a number, got {type(self.rope_base).__name__} ({self.rope_base!r})")
+        # NaN fails every comparison, so test "finite" explicitly: NaN/inf give NaN angles.
+        if not (math.isfinite(self.rope_base) and self.rope_base > 1):
+            raise ValueError(f"rope_base must be a finite number > 1, got {self.rope_base!r}")
+        # A bool, not anything truthy: tie_embeddings="no" would otherwise mean "tie".
+        if not isinstance(self.tie_embeddings, bool):
+            raise TypeError(f"tie_embeddings must be True or False, got {self.tie_embeddings!r}")
         if self.d_model % self.n_heads != 0:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if (self.d_model // self.n_heads) % 2 != 0:
@@ -78,8 +95,9 @@ class ModelConfig:
         if self.seq_len % self.num_segments != 0:
             raise ValueError(f"seq_len N={self.seq_len} must be divisible by num_segments "
                              f"s={self.num_segments}; allowed num_segments are divisors of N")
+        # The dataclass is frozen, so derived defaults are filled in with object.__setattr__.
         if self.latent_len is None:
-            self.latent_len = self.seq_len // 2
+            object.__setattr__(self, "latent_len", self.seq_len // 2)
         _require_int("latent_len", self.latent_len, minimum=-(2**62))
         if not 0 < self.latent_len < self.seq_len:
             raise ValueError(f"latent_len M must satisfy 0 < M < seq_len={self.seq_len}, "
@@ -89,7 +107,7 @@ class ModelConfig:
             raise ValueError(f"context length C = seq_len - latent_len = {context_len} must be "
                              f"divisible by context_segments={self.context_segments}")
         if self.compressed_len is None:
-            self.compressed_len = max(1, min(self.seq_len // 4, context_len))
+            object.__setattr__(self, "compressed_len", max(1, min(self.seq_len // 4, context_len)))
         _require_int("compressed_len", self.compressed_len, minimum=-(2**62))
         if not 0 < self.compressed_len <= context_len:
             raise ValueError(f"compressed_len C' must satisfy 0 < C' <= C={context_len}, "
@@ -97,6 +115,11 @@ class ModelConfig:
         if self.context_shift >= self.context_len // self.context_segments and self.context_shift:
             raise ValueError(f"context_shift must be smaller than the context segment length "
                              f"{self.context_len // self.context_segments}, got {self.context_shift}")
+        # LongLoRA shifts half of the heads so that the other half's borders are crossed;
+        # with a single head there is no unshifted half, and the shift would be dropped.
+        if self.context_shift and self.n_heads < 2:
+            raise ValueError(f"context_shift > 0 needs n_heads >= 2 (the shift applies to half "
+                             f"of the heads), got context_shift={self.context_shift}, n_heads={self.n_heads}")
 
     @property
     def head_dim(self) -> int:

@@ -1,11 +1,14 @@
 """Every ecp_attention backend equals dense attention with the explicit ECP mask."""
 
+import functools
+import sys
+
 import pytest
 import torch
 
-from minecp.attention import reference_attention
+from minecp.attention import ECPAttend, MaskedAttend, reference_attention
 from minecp.masks import ecp_rule, mask_matrix
-from minecp.ops import ecp_attention
+from minecp.ops import BACKENDS, ecp_attention, resolve_backend
 
 CPU_BACKENDS = ["torch", "flex"]
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5}
@@ -85,3 +88,105 @@ def test_bad_inputs():
         ecp_attention(q, q[..., :4], q, 10)
     with pytest.raises(ValueError, match=r"\[B, H, N, D\]"):
         ecp_attention(q[0], q[0], q[0], 10)
+
+
+# --- backend="auto": which backend for which input (a pure decision, testable without a GPU)
+
+F32, F16, BF16, F64 = torch.float32, torch.float16, torch.bfloat16, torch.float64
+
+
+@pytest.fixture
+def ecp_triton():
+    """The kernel module, whose limits "auto" reads (conftest set TRITON_INTERPRET first)."""
+    pytest.importorskip("triton")
+    from minecp.ops import ecp_triton
+
+    return ecp_triton
+
+
+@pytest.mark.parametrize("device,dtype,D,S,expected", [
+    ("cpu", F32, 64, 16, "torch"),        # off CUDA always the reference backend
+    ("cpu", F16, 128, 256, "torch"),
+    ("cuda:1", BF16, 128, 256, "triton"),  # half precision the fused kernel supports
+    ("cuda", F16, 32, 16, "triton"),
+    ("cuda", F32, 64, 16, "torch"),       # fp32: the kernel's exact-IEEE path is not the fast one
+    ("cuda", F16, 16, 8, "torch"),        # the package's small models: D=16, S=8
+    ("cuda", BF16, 64, 8, "torch"),       # S < MIN_SEGMENT_LEN
+    ("cuda", BF16, 48, 16, "torch"),      # D not in SUPPORTED_HEAD_DIMS
+    ("cuda", F64, 64, 16, "torch"),       # float64
+])
+def test_auto_picks_a_backend_that_supports_the_input(ecp_triton, device, dtype, D, S, expected):
+    assert resolve_backend("auto", torch.device(device), dtype, D, S) == expected
+    assert resolve_backend("auto", device, dtype, D, S) == expected   # a string works too
+
+
+def test_auto_reads_the_triton_limits_from_the_kernel_module(ecp_triton, monkeypatch):
+    """If the kernel learns smaller segments, "auto" follows without a second copy of the rule."""
+    assert resolve_backend("auto", "cuda", BF16, 64, 8) == "torch"
+    monkeypatch.setattr(ecp_triton, "MIN_SEGMENT_LEN", 8)
+    assert resolve_backend("auto", "cuda", BF16, 64, 8) == "triton"
+    monkeypatch.setattr(ecp_triton, "SUPPORTED_HEAD_DIMS", (16,))
+    assert resolve_backend("auto", "cuda", BF16, 64, 8) == "torch"
+
+
+def test_auto_without_triton_uses_torch(monkeypatch):
+    # A None entry in sys.modules makes the import fail, as if Triton were not installed.
+    monkeypatch.setitem(sys.modules, "minecp.ops.ecp_triton", None)
+    assert resolve_backend("auto", "cuda", BF16, 64, 16) == "torch"
+
+
+def test_named_backends_pass_through_and_unknown_names_fail():
+    for name in ("torch", "flex", "triton"):
+        assert resolve_backend(name, "cuda", F64, 8, 1) == name
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'torch', 'flex', 'triton'\)"):
+        resolve_backend("cuda", "cuda", F32, 64, 16)
+
+
+def test_auto_on_cpu_equals_torch_bitwise():
+    q, k, v = _inputs(2, 2, 32, 16, torch.float32)
+    assert torch.equal(ecp_attention(q, k, v, 8), ecp_attention(q, k, v, 8, backend="torch"))
+
+
+# --- one validation at the entry, the same for every backend -----------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_entry_validation_is_shared_by_all_backends(backend):
+    q = torch.randn(1, 2, 16, 8)
+    call = functools.partial(ecp_attention, backend=backend)
+    with pytest.raises(TypeError, match="one dtype"):
+        call(q, q.double(), q, 8)
+    with pytest.raises(ValueError, match="one device"):
+        call(q, q.to("meta"), q, 8)
+    with pytest.raises(ValueError, match="N=0 must be a positive multiple"):
+        call(q[:, :, :0], q[:, :, :0], q[:, :, :0], 8)
+    with pytest.raises(TypeError, match="segment_len must be an int"):
+        call(q, q, q, 8.0)
+    with pytest.raises(ValueError, match="segment_len must be >= 1"):
+        call(q, q, q, -8)
+    for bad in ("x", True, torch.tensor(0.3)):
+        with pytest.raises(TypeError, match="scale must be None or a real number"):
+            call(q, q, q, 8, scale=bad)
+    for bad in (-1.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale must be None or a finite number > 0"):
+            call(q, q, q, 8, scale=bad)
+
+
+def test_integer_scale_is_accepted():
+    q, k, v = _inputs(1, 1, 16, 8, torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(ecp_attention(q, k, v, 8, scale=2), ecp_attention(q, k, v, 8, scale=2.0),
+                                   atol=0, rtol=0)
+        assert not torch.allclose(ecp_attention(q, k, v, 8, scale=2), ecp_attention(q, k, v, 8))
+
+
+def test_attend_objects_check_their_arguments_at_construction():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        ECPAttend(8, "cuda")
+    with pytest.raises(ValueError, match="segment_len must be >= 1"):
+        ECPAttend(0)
+    with pytest.raises(TypeError, match="segment_len must be an int"):
+        ECPAttend(8.0)
+    with pytest.raises(TypeError, match="bool"):
+        MaskedAttend(torch.ones(4, 4))
+    with pytest.raises(ValueError, match=r"\[Tq, Tk\]"):
+        MaskedAttend(torch.ones(4, dtype=torch.bool))

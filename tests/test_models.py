@@ -5,6 +5,14 @@ import torch
 
 import minecp
 from minecp import MODEL_NAMES, ModelConfig, build_model, lm_loss
+from minecp.models import (
+    ECP,
+    CompressedPerceiverAR,
+    DenseTransformer,
+    EnhancedPerceiverAR,
+    PerceiverAR,
+    SegmentedPerceiverAR,
+)
 
 V, N = 61, 32
 
@@ -19,11 +27,6 @@ def small_config(**overrides):
 def make(name, **overrides):
     torch.manual_seed(0)
     return build_model(name, small_config(**overrides)).eval()
-
-
-def test_model_names():
-    assert MODEL_NAMES == ("dense", "perceiver_ar", "enhanced_perceiver_ar", "compressed_perceiver_ar",
-                           "segmented_perceiver_ar", "ecp")
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -155,9 +158,59 @@ def test_bad_token_ids(name):
         model(torch.zeros(N, dtype=torch.long))
 
 
-def test_public_api():
-    assert minecp.ModelConfig is ModelConfig
-    assert callable(minecp.build_model) and callable(minecp.lm_loss)
+def test_public_api_builds_the_six_architectures():
+    """minecp exports exactly the six models of ARCHITECTURES.md, simplest first, by name."""
+    expected = {"dense": DenseTransformer, "perceiver_ar": PerceiverAR,
+                "enhanced_perceiver_ar": EnhancedPerceiverAR,
+                "compressed_perceiver_ar": CompressedPerceiverAR,
+                "segmented_perceiver_ar": SegmentedPerceiverAR, "ecp": ECP}
+    assert minecp.MODEL_NAMES == MODEL_NAMES == tuple(expected)
+    for name, cls in expected.items():
+        model = minecp.build_model(name, small_config())
+        assert type(model) is cls and model.name == name
+    assert minecp.lm_loss is lm_loss and minecp.ModelConfig is ModelConfig
+
+
+def test_ecp_backend_name_checked_at_construction():
+    with pytest.raises(ValueError, match=r"attention_backend must be one of \('auto', 'torch', 'flex', 'triton'\)"):
+        build_model("ecp", small_config(), attention_backend="cuda")
+    model = make("ecp")
+    with pytest.raises(ValueError, match="attention_backend must be one of"):
+        model.attention_backend = "cuda"
+    assert model.attention_backend == "auto"
+    idx = torch.randint(0, V, (2, N))
+    with torch.no_grad():
+        auto = model(idx)
+        model.attention_backend = "torch"       # what "auto" means on a CPU: same numbers
+        assert torch.equal(model(idx), auto)
+
+
+@pytest.mark.parametrize("name,length,match", [
+    ("perceiver_ar", N, r"window must have shape \[B, seq_len \+ 1\] = \[B, 33\].*got length 32"),
+    ("perceiver_ar", N + 2, r"\[B, 33\].*got length 34"),
+    ("ecp", N + 2, r"window must have shape \[B, T \+ 1\] with 1 <= T <= seq_len=32.*got length 34"),
+    ("dense", 1, r"length in \[2, 33\], got length 1"),
+])
+def test_lm_loss_names_the_window(name, length, match):
+    model = make(name)
+    with pytest.raises(ValueError, match=match):
+        lm_loss(model, torch.zeros(2, length, dtype=torch.long))
+
+
+def test_lm_loss_rejects_non_integer_windows_and_non_models():
+    with pytest.raises(TypeError, match="window must be an integer"):
+        lm_loss(make("dense"), torch.zeros(2, N + 1))
+    with pytest.raises(TypeError, match="model must be a minecp LanguageModel"):
+        lm_loss(torch.nn.Linear(2, 2), torch.zeros(2, N + 1, dtype=torch.long))
+
+
+def test_lm_loss_on_shorter_windows_scores_them():
+    """Dense/ECP take [B, T + 1] windows: the loss is the CE over those T targets."""
+    model = make("ecp")
+    window = torch.randint(0, V, (2, 10), generator=torch.Generator().manual_seed(3))
+    logits = model(window[:, :-1])
+    manual = torch.nn.functional.cross_entropy(logits.reshape(-1, V), window[:, 1:].reshape(-1))
+    torch.testing.assert_close(lm_loss(model, window), manual)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

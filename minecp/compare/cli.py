@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..cli import int_at_least, positive_float
 from ..models import MODEL_NAMES
 from ..presets import PRESETS, get_preset
 from .data import export_bundle
@@ -36,36 +37,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
                    help=f"architectures (default: all six; sCIFAR-10: {' '.join(SCIFAR_MODELS)}); "
                         f"allowed: {' '.join(MODEL_NAMES)}")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="seeds (default 0)")
+    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=[0], metavar="SEED", help="seeds (default 0)")
     p.add_argument("--out", default=None, help="results folder (default results/<dataset>-<preset>)")
     p.add_argument("--data-dir", default=None, help="hub-layout data root (default $MINECP_DATA_DIR)")
     p.add_argument("--bundle", default=None, help="read the data from a folder made by --export-bundle")
     p.add_argument("--export-bundle", default=None, metavar="DIR",
                    help="write the study's tokenized data to DIR (for a machine without `datasets`) and exit")
-    p.add_argument("--max-books", type=int, default=None, help="pg19: train on the first MAX_BOOKS books")
-    p.add_argument("--eval-books", type=int, default=None, help="pg19: evaluate on the first EVAL_BOOKS books")
-    p.add_argument("--val-tokens", type=int, default=16_384, help="validation tokens per curve point (default 16384)")
-    p.add_argument("--test-tokens", type=int, default=None,
+    p.add_argument("--max-books", type=int_at_least(1), default=None, help="pg19: train on the first MAX_BOOKS books")
+    p.add_argument("--eval-books", type=int_at_least(1), default=None, help="pg19: evaluate on the first EVAL_BOOKS books")
+    p.add_argument("--val-tokens", type=int_at_least(1), default=16_384, help="validation tokens per curve point (default 16384)")
+    p.add_argument("--test-tokens", type=int_at_least(0), default=None,
                    help="test tokens of the final figure (default: the config's eval_max_tokens, else all)")
-    p.add_argument("--eval-spans", type=int, default=4, help="evenly spaced spans a capped evaluation reads")
+    p.add_argument("--eval-spans", type=int_at_least(1), default=4, help="evenly spaced spans a capped evaluation reads")
     p.add_argument("--scifar-config", default="plain_text", choices=["plain_text", "lossless_subset"])
-    p.add_argument("--max-images", type=int, default=None, help="sCIFAR-10: images loaded per split")
+    p.add_argument("--max-images", type=int_at_least(1), default=None, help="sCIFAR-10: images loaded per split")
     p.add_argument("--scifar-size", type=int, default=32, choices=[32, 16], help="sCIFAR-10: 32 (1024 pixels) "
                    "or 16 (2x2 mean-pooled, 256 pixels)")
-    p.add_argument("--val-images", type=int, default=1000, help="sCIFAR-10: validation images per curve point")
+    p.add_argument("--val-images", type=int_at_least(1), default=1000, help="sCIFAR-10: validation images per curve point")
     p.add_argument("--copy-reach", action="store_true", help="copy task: two ECP arms whose receptive field "
                    "is shorter / longer than the copy distance N/2")
-    p.add_argument("--copy-eval-batches", type=int, default=8)
-    p.add_argument("--cost-lengths", nargs="*", type=int, default=None, metavar="N",
+    p.add_argument("--copy-eval-batches", type=int_at_least(1), default=8)
+    p.add_argument("--cost-lengths", nargs="*", type=int_at_least(1), default=None, metavar="N",
                    help="window lengths of the cost sweep (default N, 2N, 4N, 8N for text; none otherwise)")
-    p.add_argument("--cost-tokens", type=int, default=None, help="tokens per call of the cost sweep "
+    p.add_argument("--cost-tokens", type=int_at_least(1), default=None, help="tokens per call of the cost sweep "
                    "(default the largest length)")
-    p.add_argument("--cost-repeats", type=int, default=3)
-    p.add_argument("--time-budget-s", type=float, default=None,
+    p.add_argument("--cost-repeats", type=int_at_least(1), default=3)
+    p.add_argument("--time-budget-s", type=positive_float, default=None,
                    help="start no new cell after this many seconds (finished cells are kept)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is often fastest on a busy machine)")
+    p.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (1 is often fastest on a busy machine)")
     p.add_argument("--ecp-backend", default="auto", choices=["auto", "torch", "flex", "triton"],
-                   help="ECP attention kernel (auto: Triton on CUDA, else torch)")
+                   help="ECP attention kernel (auto: Triton on CUDA for bf16/fp16, else torch)")
     p.add_argument("--skip-training", action="store_true", help="run only the cost sweep")
     p.add_argument("--plot-only", action="store_true", help="only redraw the plots and tables of --out")
     p.add_argument("--save-checkpoints", action="store_true")

@@ -131,7 +131,7 @@ def missing_data_error(what: str, repo: str, hub_config: str | None, local_confi
         "Two ways to get it:\n"
         f"  1. go online and leave the data root unset (no data_dir argument, ${ENV_DATA_DIR} unset): "
         f"datasets.load_dataset({repo!r}, {hub_config!r}, split={split!r}) downloads it;\n"
-        f"  2. set ${ENV_DATA_DIR} (or pass data_dir=) to a folder in hub layout that holds "
+        f"  2. set ${ENV_DATA_DIR} (or pass --data-dir on the command line, data_dir= in Python) to a folder in hub layout that holds "
         f"<root>/{repo}/{cfg}/{split}-*.parquet."
     )
 

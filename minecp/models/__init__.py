@@ -36,10 +36,13 @@ def build_model(name: str, config: ModelConfig, **kwargs) -> LanguageModel:
         The model (float32, on the CPU, in training mode).
 
     Raises:
-        ValueError: unknown ``name`` (the message lists the allowed names).
-        TypeError: ``config`` is not a ModelConfig.
+        ValueError: unknown ``name`` (the message lists the allowed names); an unknown
+            ``attention_backend`` for "ecp" (the message lists :data:`minecp.ops.BACKENDS`).
+        TypeError: ``config`` is not a ModelConfig; a keyword the model does not take.
+
+    Source: ARCHITECTURES.md Secs. 1-6 (one class per section).
     """
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown model name {name!r}; allowed names: {', '.join(MODEL_NAMES)}")
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a minecp.ModelConfig, got {type(config).__name__}")

@@ -98,23 +98,76 @@ class LanguageModel(nn.Module):
         return self.ln_final(self.trunk(x))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits float [B, T, vocab_size] for the last T = ``num_predicted`` positions."""
+        """Logits for the last T = ``num_predicted`` positions of the window.
+
+        Args:
+            idx: token ids, int64 or int32 [B, N] with N = ``config.seq_len`` (dense
+                and ECP also accept 1 <= N' <= seq_len), each in [0, vocab_size).
+
+        Returns:
+            Float [B, T, vocab_size] (float32 unless the model was cast); row j
+            predicts the token after position N - T + j.
+
+        Raises:
+            TypeError: ``idx`` is not an integer tensor.
+            ValueError: ``idx`` not [B, N], a length the model does not accept, or a
+                token id outside [0, vocab_size).
+
+        Source: ARCHITECTURES.md (which positions each architecture predicts).
+        """
         return self.lm_head(self.features(idx))
+
+
+def _unwrap(model: nn.Module) -> LanguageModel:
+    """The LanguageModel inside DDP (``.module``) and torch.compile (``._orig_mod``) wrappers."""
+    inner = model
+    for _ in range(4):  # at most compile(DDP(model)): a few layers, never a cycle
+        if isinstance(inner, LanguageModel):
+            return inner
+        wrapped = getattr(inner, "_orig_mod", None)
+        inner = wrapped if wrapped is not None else getattr(inner, "module", None)
+    raise TypeError(f"model must be a minecp LanguageModel (optionally wrapped in DDP or "
+                    f"torch.compile), got {type(model).__name__}")
 
 
 def lm_loss(model: LanguageModel, window: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy (nats/token) over the positions the model predicts.
 
     Args:
-        model: a minecp model.
-        window: LongTensor [B, N + 1]; inputs are ``window[:, :-1]``, targets
-            ``window[:, 1:]``, of which the last ``model.num_predicted`` are scored.
+        model: a minecp model, possibly wrapped in DDP and/or ``torch.compile``.
+        window: token ids, int64 or int32 [B, seq_len + 1]; inputs are ``window[:, :-1]``,
+            targets ``window[:, 1:]``, of which the last ``model.num_predicted`` are
+            scored. Dense and ECP models also take shorter windows [B, T + 1] with
+            1 <= T <= seq_len.
 
     Returns:
         Scalar float32 tensor.
+
+    Raises:
+        TypeError: ``model`` is not a (wrapped) minecp model; ``window`` is not an
+            integer tensor.
+        ValueError: ``window`` not [B, seq_len + 1] (or, for dense/ECP, a length outside
+            [2, seq_len + 1]), or a token id outside [0, vocab_size).
+
+    Source: arXiv 2412.06106 Sec. 3 (ECP and dense score every position, the
+    PerceiverAR family only the latents); ARCHITECTURES.md.
     """
-    if not isinstance(window, torch.Tensor) or window.dim() != 2:
-        raise ValueError("window must be a LongTensor [B, N + 1]")
+    if not isinstance(window, torch.Tensor) or window.dtype not in (torch.int64, torch.int32):
+        got = f"dtype {window.dtype}" if isinstance(window, torch.Tensor) else type(window).__name__
+        raise TypeError(f"window must be an integer (torch.long) tensor [B, seq_len + 1], got {got}")
+    core = _unwrap(model)
+    N = core.config.seq_len
+    # Checked here, not left to the model: its message would speak of idx = window[:, :-1],
+    # one token shorter than what the caller passed.
+    if window.dim() != 2:
+        raise ValueError(f"window must have shape [B, seq_len + 1] = [B, {N + 1}], got {tuple(window.shape)}")
+    W = window.shape[1]
+    if core.accepts_shorter and not 2 <= W <= N + 1:
+        raise ValueError(f"window must have shape [B, T + 1] with 1 <= T <= seq_len={N} for {core.name}, "
+                         f"i.e. length in [2, {N + 1}], got length {W}")
+    if not core.accepts_shorter and W != N + 1:
+        raise ValueError(f"window must have shape [B, seq_len + 1] = [B, {N + 1}] for {core.name} "
+                         f"(inputs window[:, :-1], targets window[:, 1:]), got length {W}")
     logits = model(window[:, :-1])
     targets = window[:, 1:][:, -logits.shape[1]:]
     return nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())

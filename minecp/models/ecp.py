@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ..attention import ecp_attend
 from ..config import ModelConfig
+from ..ops import check_backend
 from .base import LanguageModel
 
 
@@ -23,8 +24,14 @@ class ECP(LanguageModel):
 
     Args:
         config: model configuration (``num_segments`` sets S = seq_len / num_segments).
-        attention_backend: "auto" (Triton on CUDA, else pure PyTorch), "torch", "flex"
-            or "triton"; see :func:`minecp.ops.ecp_attention`.
+        attention_backend: "auto", "torch", "flex" or "triton" (:data:`minecp.ops.BACKENDS`).
+            "auto" takes the Triton kernel on CUDA for fp16/bf16 (e.g. under bf16
+            autocast) when it supports the head width and S, else pure PyTorch; see
+            :func:`minecp.ops.resolve_backend`. May be reassigned later (checked again).
+
+    Raises:
+        TypeError: ``config`` is not a ModelConfig.
+        ValueError: unknown ``attention_backend`` (the message lists the names).
     """
 
     name = "ecp"
@@ -33,6 +40,17 @@ class ECP(LanguageModel):
     def __init__(self, config: ModelConfig, attention_backend: str = "auto"):
         super().__init__(config)
         self.attention_backend = attention_backend
+
+    @property
+    def attention_backend(self) -> str:
+        """Backend name passed to :func:`minecp.ops.ecp_attention`."""
+        return self._attention_backend
+
+    @attention_backend.setter
+    def attention_backend(self, backend: str) -> None:
+        # Checked on every assignment, so a typo fails here, not at the first forward.
+        check_backend(backend, "attention_backend")
+        self._attention_backend = backend
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         T, S = x.shape[1], self.config.segment_len

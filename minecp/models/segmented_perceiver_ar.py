@@ -32,8 +32,9 @@ class SegmentedPerceiverAR(LanguageModel):
         group = C // config.context_segments
         plain = mask_matrix(segmented_context_rule(C, group), N)
         shifted = mask_matrix(segmented_context_rule(C, group, config.context_shift), N)
-        # Per-head masks [H, N, N]: first half of the heads unshifted, second half shifted.
-        mask = torch.stack([plain if h < H // 2 or H == 1 else shifted for h in range(H)])
+        # Per-head masks [H, N, N]: first half of the heads unshifted, second half shifted
+        # (ModelConfig rejects a shift with one head, which has no unshifted half).
+        mask = torch.stack([plain if h < H // 2 else shifted for h in range(H)])
         self.register_buffer("mask", mask, persistent=False)
 
     @property

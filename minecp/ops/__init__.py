@@ -9,11 +9,13 @@ explicit mask from :mod:`minecp.masks`.
 | "torch"   | any       | O(N*S)   | segment-pair tiles + SDPA; the readable reference    |
 | "flex"    | any       | O(N*S)*  | FlexAttention + block mask (*compiled on CUDA only) |
 | "triton"  | CUDA (or CPU under TRITON_INTERPRET=1) | O(N) | fused FlashAttention-2 style kernel |
-| "auto"    |           |          | "triton" on CUDA, else "torch"                      |
+| "auto"    |           |          | first of triton, flex, torch that supports the input (:func:`resolve_backend`) |
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 
 import torch
@@ -23,23 +25,94 @@ from .ecp_torch import ecp_attention_torch
 BACKENDS = ("auto", "torch", "flex", "triton")
 
 
-def _triton_usable(device: torch.device) -> bool:
-    if device.type == "cuda":
-        try:
-            import triton  # noqa: F401
-        except ImportError:
-            return False
-        return True
-    return False
+def check_backend(backend: str, name: str = "backend") -> None:
+    """Raise ValueError, naming the parameter ``name``, unless ``backend`` is in :data:`BACKENDS`."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"{name} must be one of {BACKENDS}, got {backend!r}")
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """Turn "auto" into a concrete backend for ``device``; validate the name."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "auto":
-        return "triton" if _triton_usable(device) else "torch"
-    return backend
+def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype, head_dim: int,
+                    segment_len: int) -> str:
+    """The concrete backend that ``backend`` means for inputs like these.
+
+    A pure decision from the inputs' description, so it can be tested without a GPU.
+    Names other than "auto" are returned unchanged. "auto" picks:
+
+    1. "triton" on a CUDA device if Triton is installed and the fused kernel supports
+       the input at speed: ``dtype`` fp16 or bf16 (the tensor-core path; the kernel's
+       fp32 path multiplies in exact IEEE fp32 and is a correctness path, not a fast
+       one), ``head_dim`` in ``ecp_triton.SUPPORTED_HEAD_DIMS`` (32, 64, 128) and
+       ``segment_len >= ecp_triton.MIN_SEGMENT_LEN`` (16). O(N) memory.
+    2. "torch" otherwise: every other CUDA input, and every non-CUDA device (CPU flex
+       has no backward, and the Triton interpreter is for tests, not speed). "flex" is
+       never picked automatically: it compiles once per shape, and decoding changes the
+       shape at every step; ask for it by name for fixed-shape training.
+
+    This is a rule of thumb, not a measured choice: which backend is fastest for fp32
+    on a GPU has not been timed here (no GPU run yet; see BENCHMARKS.md).
+
+    Args:
+        backend: one of :data:`BACKENDS`.
+        device: where q, k, v live (a ``torch.device`` or a string such as "cuda:0").
+        dtype: their dtype.
+        head_dim: D, their last dimension.
+        segment_len: S.
+
+    Returns:
+        "torch", "flex" or "triton".
+
+    Raises:
+        ValueError: ``backend`` is not one of :data:`BACKENDS`.
+
+    Source: the kernel's limits in :mod:`minecp.ops.ecp_triton`.
+    """
+    check_backend(backend)
+    if backend != "auto":
+        return backend
+    if torch.device(device).type != "cuda":
+        return "torch"
+    # Imported only here, on CUDA: importing ecp_triton fixes Triton's interpreter-or-GPU
+    # choice, which tests make by setting TRITON_INTERPRET before the first import.
+    try:
+        from .ecp_triton import MIN_SEGMENT_LEN, SUPPORTED_HEAD_DIMS
+    except ImportError:  # no Triton installed: no fused kernel
+        return "torch"
+    fast = dtype in (torch.float16, torch.bfloat16)
+    if fast and head_dim in SUPPORTED_HEAD_DIMS and segment_len >= MIN_SEGMENT_LEN:
+        return "triton"
+    return "torch"
+
+
+def _check_inputs(q, k, v, segment_len, scale) -> float | None:
+    """Validate :func:`ecp_attention`'s arguments for every backend; return the scale."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(t).__name__}"
+                            f"{'' if not isinstance(t, torch.Tensor) else ' of dtype ' + str(t.dtype)}")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must have shape [B, H, N, D], got {tuple(t.shape)}")
+    if not (q.shape == k.shape == v.shape):
+        raise ValueError(f"q, k, v must have the same shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k, v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
+    if not isinstance(segment_len, int) or isinstance(segment_len, bool):
+        raise TypeError(f"segment_len must be an int, got {type(segment_len).__name__} ({segment_len!r})")
+    if segment_len < 1:
+        raise ValueError(f"segment_len must be >= 1, got {segment_len}")
+    N, D = q.shape[2], q.shape[3]
+    if N < 1 or N % segment_len != 0:
+        raise ValueError(f"sequence length N={N} must be a positive multiple of segment_len={segment_len}")
+    if D < 1:
+        raise ValueError(f"head_dim D (last dim of q) must be >= 1, got {D}")
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be None or a real number, got {type(scale).__name__} ({scale!r})")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be None or a finite number > 0, got {scale!r}")
+    return float(scale)
 
 
 def ecp_attention(
@@ -57,33 +130,31 @@ def ecp_attention(
     (except the eager CPU "flex" fallback, see :mod:`minecp.ops.ecp_flex`).
 
     Args:
-        q, k, v: float tensors [B, H, N, D] of one dtype and device; N a multiple of S.
-        segment_len: S > 0.
-        backend: one of "auto", "torch", "flex", "triton".
-        scale: softmax scale; default ``1 / sqrt(D)``.
+        q, k, v: float tensors [B, H, N, D] of one shape, dtype and device; N >= 1 a
+            multiple of S.
+        segment_len: S, an int >= 1.
+        backend: one of "auto", "torch", "flex", "triton". "auto" picks "triton" on CUDA
+            for fp16/bf16 inputs the kernel supports (D in (32, 64, 128), S >= 16), else
+            "torch"; see :func:`resolve_backend`.
+        scale: softmax scale, a finite real > 0; default ``1 / sqrt(D)``.
 
     Returns:
         Tensor [B, H, N, D] with the dtype of ``q``.
 
     Raises:
-        TypeError: if inputs are not floating-point tensors.
-        ValueError: on mismatched shapes, N not a multiple of ``segment_len``,
-            or an unknown ``backend``.
+        TypeError: q, k or v not a floating-point tensor, or of different dtypes; a
+            non-int ``segment_len``; a non-real ``scale``.
+        ValueError: q, k, v not all [B, H, N, D] of one shape, on different devices;
+            ``segment_len`` < 1; N = 0 or not a multiple of ``segment_len``; D = 0;
+            ``scale`` not finite or <= 0; an unknown ``backend``; "triton" on a CPU
+            without TRITON_INTERPRET=1.
+        The chosen backend may raise more (e.g. "flex" on a CPU with gradients:
+        NotImplementedError; "triton": unsupported D, S or dtype, see
+        :func:`minecp.ops.ecp_triton.ecp_attention_triton`).
     """
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(t).__name__}"
-                            f"{'' if not isinstance(t, torch.Tensor) else ' of dtype ' + str(t.dtype)}")
-        if t.dim() != 4:
-            raise ValueError(f"{name} must have shape [B, H, N, D], got {tuple(t.shape)}")
-    if not (q.shape == k.shape == v.shape):
-        raise ValueError(f"q, k, v must have the same shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    if not isinstance(segment_len, int) or isinstance(segment_len, bool) or segment_len <= 0:
-        raise ValueError(f"segment_len must be a positive int, got {segment_len!r}")
-    N = q.shape[2]
-    if N % segment_len != 0:
-        raise ValueError(f"sequence length N={N} must be a multiple of segment_len={segment_len}")
-    backend = resolve_backend(backend, q.device)
+    check_backend(backend)
+    scale = _check_inputs(q, k, v, segment_len, scale)
+    backend = resolve_backend(backend, q.device, q.dtype, q.shape[-1], segment_len)
     if backend == "torch":
         return ecp_attention_torch(q, k, v, segment_len, scale)
     if backend == "flex":
@@ -99,4 +170,4 @@ def ecp_attention(
     return ecp_attention_triton(q, k, v, segment_len, scale)
 
 
-__all__ = ["ecp_attention", "ecp_attention_torch", "resolve_backend", "BACKENDS"]
+__all__ = ["BACKENDS", "check_backend", "ecp_attention", "ecp_attention_torch", "resolve_backend"]

@@ -33,13 +33,21 @@ def ecp_attention_torch(
 ) -> torch.Tensor:
     """Pairwise segment attention by segment tiles (see module docstring).
 
+    Inputs are assumed valid; :func:`minecp.ops.ecp_attention` is the checked entry.
+
     Args:
-        q, k, v: [B, H, N, D], N a multiple of ``segment_len``; any float dtype.
-        segment_len: S.
+        q, k, v: [B, H, N, D] of one float dtype and device; N >= 1 a multiple of
+            ``segment_len``.
+        segment_len: S >= 1.
         scale: softmax scale, default 1/sqrt(D).
 
     Returns:
-        [B, H, N, D], same dtype as ``q``.
+        [B, H, N, D], same dtype as ``q``. Memory: scores [B, H, N/S, S, 2S], O(N * S).
+
+    Raises:
+        Nothing of its own; unchecked bad input fails inside ``torch.reshape`` or SDPA.
+
+    Source: arXiv 2412.06106 Sec. 3.4 (pairwise segment attention).
     """
     B, H, N, D = q.shape
     s = N // segment_len
