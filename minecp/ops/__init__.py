@@ -9,7 +9,7 @@ explicit mask from :mod:`minecp.masks`.
 | "torch"   | any       | O(N*S)   | segment-pair tiles + SDPA; the readable reference    |
 | "flex"    | any       | O(N*S)*  | FlexAttention + block mask (*compiled on CUDA only) |
 | "triton"  | CUDA (or CPU under TRITON_INTERPRET=1) | O(N) | fused FlashAttention-2 style kernel |
-| "auto"    |           |          | first of triton, flex, torch that supports the input (:func:`resolve_backend`) |
+| "auto"    |           |          | triton for fp16/bf16 inputs it supports on CUDA, else torch (:func:`resolve_backend`) |
 """
 
 from __future__ import annotations
