@@ -25,8 +25,11 @@ class EnhancedPerceiverAR(LanguageModel):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
-        mask = mask_matrix(enhanced_rule(config.context_len), config.seq_len)
-        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("mask", self.build_mask(config), persistent=False)
+
+    def build_mask(self, config: ModelConfig) -> torch.Tensor:
+        """bool [N, N] (True = visible), the same in every layer and head."""
+        return mask_matrix(enhanced_rule(config.context_len), config.seq_len)
 
     @property
     def num_predicted(self) -> int:

@@ -15,35 +15,25 @@ from __future__ import annotations
 
 import torch
 
-from ..attention import masked_attend
 from ..config import ModelConfig
 from ..masks import mask_matrix, segmented_context_rule
-from .base import LanguageModel
+from .enhanced_perceiver_ar import EnhancedPerceiverAR
 
 
-class SegmentedPerceiverAR(LanguageModel):
-    """Segmented-context PerceiverAR; ``model(idx)`` [B, N] -> logits [B, M, V]."""
+class SegmentedPerceiverAR(EnhancedPerceiverAR):
+    """Segmented-context PerceiverAR; ``model(idx)`` [B, N] -> logits [B, M, V].
+
+    Everything but the mask is the enhanced model's (:class:`EnhancedPerceiverAR`).
+    """
 
     name = "segmented_perceiver_ar"
 
-    def __init__(self, config: ModelConfig):
-        super().__init__(config)
+    def build_mask(self, config: ModelConfig) -> torch.Tensor:
+        """bool [H, N, N]: per-head masks, first half of the heads unshifted, second half
+        shifted by ``context_shift`` (ModelConfig rejects a shift with one head, which has
+        no unshifted half)."""
         C, N, H = config.context_len, config.seq_len, config.n_heads
         group = C // config.context_segments
         plain = mask_matrix(segmented_context_rule(C, group), N)
         shifted = mask_matrix(segmented_context_rule(C, group, config.context_shift), N)
-        # Per-head masks [H, N, N]: first half of the heads unshifted, second half shifted
-        # (ModelConfig rejects a shift with one head, which has no unshifted half).
-        mask = torch.stack([plain if h < H // 2 else shifted for h in range(H)])
-        self.register_buffer("mask", mask, persistent=False)
-
-    @property
-    def num_predicted(self) -> int:
-        return self.config.latent_len
-
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        rope = self.rope(torch.arange(x.shape[1], device=x.device))
-        attend = masked_attend(self.mask)
-        for block in self.blocks:
-            x = block(x, rope, attend)
-        return x[:, self.config.context_len:]
+        return torch.stack([plain if h < H // 2 else shifted for h in range(H)])
