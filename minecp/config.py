@@ -94,7 +94,8 @@ class ModelConfig:
                              "even (RoPE rotates pairs of features)")
         if self.seq_len % self.num_segments != 0:
             raise ValueError(f"seq_len N={self.seq_len} must be divisible by num_segments "
-                             f"s={self.num_segments}; allowed num_segments are divisors of N")
+                             f"s={self.num_segments}; allowed num_segments are divisors of N (one config "
+                             "serves all six models, so fields a model ignores are checked too)")
         # The dataclass is frozen, so derived defaults are filled in with object.__setattr__.
         if self.latent_len is None:
             object.__setattr__(self, "latent_len", self.seq_len // 2)
@@ -105,7 +106,8 @@ class ModelConfig:
         context_len = self.context_len
         if context_len % self.context_segments != 0:
             raise ValueError(f"context length C = seq_len - latent_len = {context_len} must be "
-                             f"divisible by context_segments={self.context_segments}")
+                             f"divisible by context_segments={self.context_segments} (checked for every "
+                             "model; context_segments=1 always fits)")
         if self.compressed_len is None:
             object.__setattr__(self, "compressed_len", max(1, min(self.seq_len // 4, context_len)))
         _require_int("compressed_len", self.compressed_len, minimum=-(2**62))
