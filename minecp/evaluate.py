@@ -17,6 +17,13 @@ PerceiverAR family also never predicts its C = N - T context positions). Those
 once as long as ``stride <= T`` (otherwise some targets would fall into the unpredicted
 part of their window).
 
+Multi-document splits (PG-19's books, WikiText's articles) are scored as one stream:
+the documents are joined with a blank line (:data:`minecp.data.sources.BOOK_SEPARATOR`)
+and windows run across the seams, so the first tokens of a book see the end of the
+previous one as context, as in the usual concatenated-stream evaluation. That touches
+about N tokens per seam (the PG-19 mirror's test split has three books, so two seams in
+a 1.71 M-token stream under the cpu-small tokenizer).
+
 Units: NLL in nats (natural log); bits = nats / ln 2.
 """
 
