@@ -5,7 +5,7 @@ One script, sized for one device call (a few minutes on an H200):
 (a) correctness: ``minecp.ops.ecp_triton`` in bf16 / fp16 / fp32 on CUDA at larger
     shapes than the CPU tests (D = 32, 64, 128; segments that are and are not a multiple
     of the tile sizes; a transposed input; large logits), checked with the rule of
-    docs/TESTING.md: max|kernel - golden| <= factor * max|ref - golden| + floor, golden
+    ../shared/docs/TESTING.md: max|kernel - golden| <= factor * max|ref - golden| + floor, golden
     in float64 with the explicit token mask, ref = the same math in the input dtype.
     Prints one PASS/FAIL line per case and tensor.
 (b) benchmarks at B * N = 65,536 tokens, H = 6, D = 128, bf16, for

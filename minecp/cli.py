@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -366,10 +367,24 @@ def cmd_presets(args) -> int:
 
 
 # -- entry point ----------------------------------------------------------------------------------
+def show_progress() -> None:
+    """Print minecp's INFO log lines (data reading / tokenizing progress) on stderr as
+    ``[minecp.data] ...``. Called by the command-line entry points; a library user or
+    notebook opts in with ``logging`` itself. Idempotent."""
+    log = logging.getLogger("minecp")
+    if not any(getattr(h, "_minecp", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+        handler._minecp = True
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 user error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_progress()
     try:
         threads = getattr(args, "threads", None)
         if threads is not None:  # parsed as an int >= 1 by every command's parser

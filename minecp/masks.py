@@ -12,7 +12,7 @@ returns a bool tensor, True where query ``q_idx`` sees key ``k_idx``. The same r
 So a mistake in a rule shows up everywhere at once instead of hiding in one code path.
 
 Source: Mahmood & Huang, arXiv 2412.06106, Sec. 3 (the four paradigms) and the
-mask table in ``docs/ARCHITECTURES.md`` of the project's design notes.
+mask table in ``../shared/docs/ARCHITECTURES.md`` of the project's design notes.
 """
 
 from __future__ import annotations

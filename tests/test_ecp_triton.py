@@ -4,7 +4,7 @@ Without a GPU these run in Triton's CPU interpreter (``tests/conftest.py`` sets
 ``TRITON_INTERPRET=1`` before anything imports Triton code), so shapes stay small.
 On a CUDA machine the same tests run on the GPU.
 
-Accuracy rule (docs/TESTING.md): with golden = float64 attention under
+Accuracy rule (../shared/docs/TESTING.md): with golden = float64 attention under
 ``mask_matrix(ecp_rule(S), N)`` and ref = the same math in the kernel's dtype (plain
 matmul + masked softmax),
 

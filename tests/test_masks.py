@@ -6,7 +6,7 @@ import torch
 from minecp.masks import (causal_rule, ecp_rule, enhanced_rule, mask_matrix, render,
                           segmented_context_rule)
 
-# The pictures from docs/ARCHITECTURES.md ("Masks at a glance"), x = query row sees key column.
+# The pictures from ../shared/docs/ARCHITECTURES.md ("Masks at a glance"), x = query row sees key column.
 PICTURES = {
     "dense": """
 x.......

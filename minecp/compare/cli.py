@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..cli import int_at_least, positive_float
+from ..cli import int_at_least, positive_float, show_progress
 from ..models import MODEL_NAMES
 from ..presets import PRESETS, get_preset
 from .data import export_bundle
@@ -179,6 +179,7 @@ def main(argv=None) -> int:
     if not argv or argv[0] != "compare":
         argv = ["compare", *argv]
     args = parser.parse_args(argv)
+    show_progress()
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, ImportError) as e:

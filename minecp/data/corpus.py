@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -36,8 +36,14 @@ ENV_CACHE_DIR = "MINECP_CACHE_DIR"
 _REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 
 
+# Progress of slow first runs (reading, tokenizing, training a BPE). A logger, not print:
+# the command line shows it (minecp.cli.show_progress), notebooks and libraries stay quiet
+# unless they ask, e.g. ``logging.basicConfig(level=logging.INFO)``.
+logger = logging.getLogger("minecp.data")
+
+
 def _log(msg: str) -> None:
-    print(f"[minecp.data] {msg}", file=sys.stderr, flush=True)
+    logger.info(msg)
 
 
 def default_cache_dir() -> Path:
