@@ -30,10 +30,12 @@ speed-up over dense causal attention comes from. Inside the band, key tiles come
 two kinds:
 
 * ``F`` (full): every query of the tile sees every key of the tile. No mask needed.
-* ``m`` (masked): some pairs are invisible -- the diagonal tiles (``j <= i``), and,
-  when a query tile straddles a segment border (S not a multiple of BLOCK_M), the
-  tiles at the band's lower edge, where the queries of the later segment no longer
-  see the oldest keys. Masked tiles apply the rule token by token with ``-inf``.
+* ``m`` (masked): some pairs are invisible -- the diagonal tiles (``j <= i``), and
+  the tiles at the band's lower edge whenever that edge does not fall on a tile
+  border: the previous segment starts inside a key tile (S not a multiple of
+  BLOCK_N), or the query tile straddles a segment border (S not a multiple of
+  BLOCK_M), so that its later queries no longer see the oldest keys. Masked tiles
+  apply the rule token by token with ``-inf``.
 
 Example: N = 24, S = 6, BLOCK_M = BLOCK_N = 4 (``x`` visible, ``-`` invisible but
 inside a visited tile, blank = tile never loaded; ``|`` separates key tiles)::
