@@ -144,10 +144,10 @@ def ecp_einsum(q, k, v, S):
 
 
 def visible_pairs(N: int, S: int) -> float:
-    i = torch.arange(N, dtype=torch.float64)
-    own = i - (i // S) * S + 1
-    prev = torch.where(i >= S, torch.full_like(i, S), torch.zeros_like(i))
-    return float((own + prev).sum())
+    """ECP's visible (query, key) pairs per (batch, head): :func:`minecp.flops.ecp_pairs`."""
+    from minecp.flops import ecp_pairs
+
+    return float(ecp_pairs(N, S))
 
 
 # ---------------------------------------------------------------------- correctness
