@@ -125,7 +125,7 @@ class ECPAttend:
         ValueError: ``segment_len`` < 1 or an unknown ``backend`` (checked here, at
             construction, not at the first call).
 
-    Source: arXiv 2412.06106 Sec. 3.4.
+    Source: arXiv 2412.06106 (as specified in ARCHITECTURES.md §6).
     """
 
     def __init__(self, segment_len: int, backend: str = "auto"):

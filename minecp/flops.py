@@ -9,7 +9,7 @@ anyway, so these counts are the work a *good* kernel does, the yardstick of "use
 FLOP/s". The projections and MLP (24 * N * d^2 flops per layer with a 4x MLP) come on top.
 
 Per layer, with N window positions, M latents, C = N - M context positions (ARCHITECTURES.md
-in ../shared/docs; Mahmood & Huang, arXiv 2412.06106, Sec. 3):
+in ../shared/docs; Mahmood & Huang, arXiv 2412.06106 (as specified in ARCHITECTURES.md §3–6)):
 
 ==========================  =====================================================
 dense causal                N (N + 1) / 2

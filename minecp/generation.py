@@ -287,7 +287,7 @@ class Decoder:
 class ECPDecoder(Decoder):
     """ECP with a bounded per-layer cache: the previous and the current segment.
 
-    Cached path for :class:`minecp.models.ECP` (arXiv 2412.06106, Sec. 3.4;
+    Cached path for :class:`minecp.models.ECP` (arXiv 2412.06106 (as specified in ARCHITECTURES.md §6);
     ARCHITECTURES.md Sec. 6). Token t of the text sits at *absolute* position t, forever:
     segment borders stay at multiples of S however long the text grows, and RoPE
     rotates keys/queries by that absolute position (RoPE works at any position).
@@ -798,7 +798,7 @@ def generate(model: LanguageModel, prompt_ids, max_new_tokens: int, temperature:
 
     Each architecture decodes with the cache it allows (module docstring): ECP with a
     per-layer cache of the previous and the current segment at absolute positions
-    (arXiv 2412.06106, Sec. 3.4 — bounded memory, no length limit); dense and the
+    (arXiv 2412.06106 (as specified in ARCHITECTURES.md §6) — bounded memory, no length limit); dense and the
     PerceiverAR family with a KV cache inside a window of at most N tokens that jumps by
     ``slide`` tokens when full.
 

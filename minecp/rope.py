@@ -1,4 +1,4 @@
-"""Rotary position embeddings (RoPE; Su et al. 2021, "RoFormer", Sec. 3.4).
+"""Rotary position embeddings (RoPE; Su et al. 2021, "RoFormer", Sec. 3.2).
 
 RoPE rotates each pair of query/key features by an angle proportional to the token's
 absolute position. The dot product of a rotated query at position p and a rotated key
