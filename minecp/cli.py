@@ -186,7 +186,8 @@ def cmd_train(args) -> int:
     from . import distributed as D
     from .checkpoint import CheckpointError, load_checkpoint
     from .presets import get_preset
-    from .train import CHECKPOINT_NAME, Trainer, prepare_task, resolve_device
+    from .tasks import prepare_task
+    from .train import CHECKPOINT_NAME, Trainer, resolve_device
 
     explicit = explicit_overrides(args)
     cfg = get_preset(args.preset, **explicit)
@@ -278,7 +279,7 @@ def cmd_evaluate(args) -> int:
 def _evaluate_text(model, tokenizer, cfg: TrainConfig, args, dataset: str) -> dict:
     from .baselines import BigramBaseline, UnigramBaseline
     from .evaluate import evaluate_lm
-    from .train import load_lm_ids
+    from .tasks import load_lm_ids
 
     if tokenizer is None:
         raise ValueError("this checkpoint has no tokenizer, so it cannot be evaluated on text")
@@ -325,7 +326,7 @@ def _evaluate_classifier(model, args, device) -> dict:
     import torch
 
     from .classify import accuracy
-    from .train import load_scifar
+    from .tasks import load_scifar
 
     split = args.split
     tokens, labels = load_scifar(split, args.data_dir)  # max_tokens caps the number of images
@@ -342,7 +343,7 @@ def _evaluate_classifier(model, args, device) -> dict:
 def _evaluate_copy(model, args, device) -> dict:
     import torch
 
-    from .train import CopyTask
+    from .tasks import CopyTask
 
     task = CopyTask(model.config.seq_len, model.config.vocab_size)
     # fresh sequences from a fixed seed per split, so every evaluation sees the same ones

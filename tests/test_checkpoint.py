@@ -13,7 +13,8 @@ from minecp import ModelConfig, build_model
 from minecp.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from minecp.presets import TrainConfig
 from minecp.tokenizer import ByteTokenizer
-from minecp.train import LMTask, Trainer
+from minecp.tasks import LMTask
+from minecp.train import Trainer
 
 
 

@@ -15,7 +15,8 @@ import torch
 import torch.multiprocessing as mp
 
 from minecp.presets import TrainConfig
-from minecp.train import LMTask, Trainer
+from minecp.tasks import LMTask
+from minecp.train import Trainer
 
 
 

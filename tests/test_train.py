@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from minecp import ModelConfig, build_model
 from minecp.presets import PRESETS, TrainConfig, get_preset
-from minecp.train import CopyTask, LMTask, Trainer, lr_factor, param_groups, resolve_device, sample_windows
+from minecp.tasks import CopyTask, LMTask, sample_windows
+from minecp.train import Trainer, lr_factor, param_groups, resolve_device
 
 
 

@@ -17,7 +17,7 @@ from .store import CompareOptions
 def copy_reachable_fraction(seq_len: int, segment_len: int, n_layers: int) -> float:
     """Fraction of copy-task targets an ECP model can see the source of.
 
-    Copy task (:class:`minecp.train.CopyTask`): input position j >= N/2 must predict the
+    Copy task (:class:`minecp.tasks.CopyTask`): input position j >= N/2 must predict the
     token that sits at input position j - N/2 + 1. After L layers ECP position j sees back
     to the start of segment floor(j / S) - L (../shared/docs/ARCHITECTURES.md), i.e. at least L*S
     and at most (L+1)*S - 1 positions: a copy at distance N/2 - 1 is always visible when

@@ -65,7 +65,7 @@ def downsample_gray(tokens: np.ndarray, size: int) -> np.ndarray:
 def _text_split(dataset, split, tokenizer, data_dir, books):
     """One split as an object with ``ids``, ``tokenizer`` and ``note`` (a caveat of the source or None)."""
     from ..data import load_corpus
-    from ..train import load_lm_ids
+    from ..tasks import load_lm_ids
 
     if books is not None and dataset != "pg19":
         raise ValueError(f"max_books / eval_books apply to pg19 only, not to {dataset!r}")
@@ -78,7 +78,7 @@ def _text_split(dataset, split, tokenizer, data_dir, books):
 def _scifar_arrays(options: CompareOptions, data_dir):
     """((train tokens, labels), (val ...), (test ...)): gray, downsampled if asked.
 
-    "plain_text": the last 5,000 train images are validation (as :func:`minecp.train.load_scifar`);
+    "plain_text": the last 5,000 train images are validation (as :func:`minecp.tasks.load_scifar`);
     "lossless_subset" (4,000 train): the last 500.
     """
     from ..data import image_tokens, load_scifar10
@@ -115,7 +115,7 @@ def export_bundle(cfg: TrainConfig, options: CompareOptions, dest, data_dir=None
         np.savez_compressed(dest / "scifar.npz", train_x=a, train_y=b, val_x=c, val_y=d, test_x=e, test_y=f)
         meta.update(kind="classify", seq_len=int(a.shape[1]))
     else:
-        from ..train import tokenizer_spec
+        from ..tasks import tokenizer_spec
 
         train = _text_split(cfg.dataset, "train", tokenizer_spec(cfg), data_dir, options.max_books)
         tok = train.tokenizer
@@ -150,7 +150,7 @@ def load_data(cfg: TrainConfig, options: CompareOptions, data_dir=None, bundle=N
     """
     from ..baselines import BigramBaseline, UnigramBaseline
     from ..classify import ClassifyTask
-    from ..train import CopyTask, LMTask, tokenizer_spec
+    from ..tasks import CopyTask, LMTask, tokenizer_spec
 
     if cfg.dataset == "copy":
         return StudyData("copy", CopyTask(cfg.seq_len, cfg.vocab_size), cfg.vocab_size, cfg.seq_len,
