@@ -10,8 +10,10 @@ Auto-Regressive Language Modeling", arXiv 2412.06106.
     torch.Size([1, 64, 256])
 
 Where things live: models in ``minecp.models``, visibility rules in ``minecp.masks``,
-attention backends in ``minecp.ops``, data in ``minecp.data``, training in
-``minecp.train``, evaluation in ``minecp.evaluate``, decoding in ``minecp.generation``.
+attention backends in ``minecp.ops``, attention work in ``minecp.flops``, data in
+``minecp.data``, batches and losses in ``minecp.tasks``, training in ``minecp.train``,
+evaluation in ``minecp.evaluate``, decoding in ``minecp.generation``, the comparison
+study in ``minecp.compare``.
 """
 
 from .config import ModelConfig

@@ -125,12 +125,15 @@ class ECPAttend:
         ValueError: ``segment_len`` < 1 or an unknown ``backend`` (checked here, at
             construction, not at the first call).
 
-    Source: arXiv 2412.06106 (as specified in ARCHITECTURES.md §6).
+    Source: arXiv 2412.06106; ARCHITECTURES.md §6.
     """
 
     def __init__(self, segment_len: int, backend: str = "auto"):
-        if not isinstance(segment_len, int) or isinstance(segment_len, bool):
+        from .config import to_int
+
+        if to_int(segment_len) is None:
             raise TypeError(f"segment_len must be an int, got {type(segment_len).__name__}")
+        segment_len = to_int(segment_len)   # numpy / 0-d tensor ints become a plain int
         if segment_len < 1:
             raise ValueError(f"segment_len must be >= 1, got {segment_len}")
         check_backend(backend)

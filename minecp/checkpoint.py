@@ -176,6 +176,22 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
+def train_config_of(state: dict, path):
+    """The :class:`minecp.presets.TrainConfig` stored in a checkpoint dict (a new instance).
+
+    Raises:
+        CheckpointError: the entry is missing or does not fit this minecp's TrainConfig
+            (unknown or renamed fields, a value it refuses); the message names ``path``.
+    """
+    from .presets import TrainConfig
+
+    try:
+        return TrainConfig(**state["train_config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its training configuration does not fit this "
+                              f"version of minecp ({type(e).__name__}: {e})") from None
+
+
 def build_from_checkpoint(state: dict):
     """Build the (untrained) model a checkpoint dict describes, without loading weights.
 

@@ -22,7 +22,7 @@ import sys
 import time
 import types
 import typing
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from .presets import PRESETS, TrainConfig
@@ -184,10 +184,11 @@ def check_writable_dir(path: Path, flag: str) -> None:
 def cmd_train(args) -> int:
     """Handler of ``minecp train``."""
     from . import distributed as D
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import CheckpointError, load_checkpoint, train_config_of
     from .presets import get_preset
     from .tasks import prepare_task
-    from .train import CHECKPOINT_NAME, Trainer, resolve_device
+    from .device import resolve_device
+    from .train import CHECKPOINT_NAME, Trainer
 
     explicit = explicit_overrides(args)
     cfg = get_preset(args.preset, **explicit)
@@ -201,7 +202,7 @@ def cmd_train(args) -> int:
         # The run's own configuration, with the options given now on top (a preset is
         # ignored: its values would silently replace the ones the run was started with).
         saved = load_checkpoint(ckpt)
-        cfg = TrainConfig(**{**saved["train_config"], **explicit})
+        cfg = replace(train_config_of(saved, ckpt), **explicit)
     elif ckpt.exists():  # check before spending minutes on data preparation
         raise CheckpointError(f"{str(ckpt)!r} already exists; pass --resume to continue that run or "
                               "choose another --out directory")
@@ -240,8 +241,8 @@ def _fmt(x, digits=3):
 
 def cmd_evaluate(args) -> int:
     """Handler of ``minecp evaluate``."""
-    from .checkpoint import load_model
-    from .train import resolve_device
+    from .checkpoint import load_model, train_config_of
+    from .device import resolve_device
 
     t0 = time.time()
     out = Path(args.json) if args.json else Path(args.checkpoint).parent / f"eval-{args.split}.json"
@@ -251,7 +252,7 @@ def cmd_evaluate(args) -> int:
     check_writable_dir(out.parent, flag)  # before the evaluation, not after it
     device = resolve_device(args.device)
     model, tokenizer, meta = load_model(args.checkpoint, map_location=str(device))
-    cfg = TrainConfig(**meta["train_config"])
+    cfg = train_config_of(meta, args.checkpoint)
     dataset = args.dataset or cfg.dataset
     task = meta.get("task", "lm")
     head = (f"checkpoint {args.checkpoint}: {meta['model_name']}, step {meta.get('step')}, "
@@ -379,6 +380,7 @@ def show_progress() -> None:
         handler._minecp = True
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False  # printed once here, not again by a handler on the root logger
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -392,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
             torch.set_num_threads(threads)  # on a busy machine fewer threads can be faster
         if getattr(args, "device", None) is not None:  # every command, before any work
-            from .train import resolve_device
+            from .device import resolve_device
             resolve_device(args.device)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -1,16 +1,66 @@
-"""Model configuration shared by all six architectures."""
+"""Model configuration shared by all six architectures, and the number checks minecp uses."""
 
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 from dataclasses import asdict, dataclass
 
+import numpy as np
+import torch
 
-def _require_int(name: str, value, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
+
+def to_int(value) -> int | None:
+    """``value`` as a builtin int if it is an integer, else None.
+
+    Integers are Python and numpy ints and 0-d integer tensors or arrays (e.g. an id
+    from ``Tokenizer.encode``'s uint16 array); bools, floats and anything with more
+    than one element are not.
+    """
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) is torch.bool:
+        return None
+    if getattr(value, "ndim", 0) != 0:  # operator.index also takes one-element tensors [1]
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def to_real(value) -> float | None:
+    """``value`` as a builtin float if it is a real number, else None.
+
+    Real numbers are Python and numpy ints and floats and 0-d real tensors; bools and
+    complex numbers are not. Non-finite values are returned (callers check ranges).
+    """
+    if isinstance(value, torch.Tensor):
+        ok = value.dim() == 0 and value.dtype != torch.bool and not value.is_complex()
+    else:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    try:
+        return float(value) if ok else None
+    except OverflowError:  # a Python int beyond the float range
+        return math.copysign(math.inf, value)
+
+
+def _require_int(cfg, name: str, minimum: int = 1) -> None:
+    """Check ``cfg.name`` and store it as a builtin int (numpy ints would break checkpoints)."""
+    value, number = getattr(cfg, name), to_int(getattr(cfg, name))
+    if number is None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
+    if number < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    object.__setattr__(cfg, name, number)
+
+
+def _require_real(cfg, name: str, allowed: str) -> float:
+    """Check that ``cfg.name`` is a real number; store and return it as a builtin float."""
+    value, number = getattr(cfg, name), to_real(getattr(cfg, name))
+    if number is None:
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__} ({value!r})")
+    object.__setattr__(cfg, name, number)
+    return number
 
 
 @dataclass(frozen=True)
@@ -49,6 +99,10 @@ class ModelConfig:
             a finite number > 1.
         tie_embeddings: bool, share the token embedding and output projection weights.
 
+    An int field accepts any integer (Python or numpy int, 0-d integer tensor; not a
+    bool) and a float field any real number; both are stored as builtin ``int`` /
+    ``float``, so checkpoints and JSON see plain Python numbers.
+
     Raises:
         TypeError: a field has the wrong type.
         ValueError: a field is out of range or inconsistent with another; the message
@@ -73,16 +127,13 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "d_model", "n_heads", "n_layers", "mlp_ratio",
                      "num_segments", "context_segments"):
-            _require_int(name, getattr(self, name))
-        _require_int("context_shift", self.context_shift, minimum=0)
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
-            raise TypeError(f"dropout must be a float, got {type(self.dropout).__name__} ({self.dropout!r})")
-        if not 0.0 <= self.dropout < 1.0:
+            _require_int(self, name)
+        _require_int(self, "context_shift", minimum=0)
+        if not 0.0 <= _require_real(self, "dropout", "a float") < 1.0:
             raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
-        if isinstance(self.rope_base, bool) or not isinstance(self.rope_base, (int, float)):
-            raise TypeError(f"rope_base must be a number, got {type(self.rope_base).__name__} ({self.rope_base!r})")
         # NaN fails every comparison, so test "finite" explicitly: NaN/inf give NaN angles.
-        if not (math.isfinite(self.rope_base) and self.rope_base > 1):
+        rope_base = _require_real(self, "rope_base", "a number")
+        if not (math.isfinite(rope_base) and rope_base > 1):
             raise ValueError(f"rope_base must be a finite number > 1, got {self.rope_base!r}")
         # A bool, not anything truthy: tie_embeddings="no" would otherwise mean "tie".
         if not isinstance(self.tie_embeddings, bool):
@@ -99,7 +150,7 @@ class ModelConfig:
         # The dataclass is frozen, so derived defaults are filled in with object.__setattr__.
         if self.latent_len is None:
             object.__setattr__(self, "latent_len", self.seq_len // 2)
-        _require_int("latent_len", self.latent_len, minimum=-(2**62))
+        _require_int(self, "latent_len", minimum=-(2**62))
         if not 0 < self.latent_len < self.seq_len:
             raise ValueError(f"latent_len M must satisfy 0 < M < seq_len={self.seq_len}, "
                              f"got {self.latent_len}")
@@ -110,7 +161,7 @@ class ModelConfig:
                              "model; context_segments=1 always fits)")
         if self.compressed_len is None:
             object.__setattr__(self, "compressed_len", max(1, min(self.seq_len // 4, context_len)))
-        _require_int("compressed_len", self.compressed_len, minimum=-(2**62))
+        _require_int(self, "compressed_len", minimum=-(2**62))
         if not 0 < self.compressed_len <= context_len:
             raise ValueError(f"compressed_len C' must satisfy 0 < C' <= C={context_len}, "
                              f"got {self.compressed_len}")

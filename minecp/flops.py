@@ -8,8 +8,8 @@ FlashAttention's causal mode); a kernel that computes the full score matrix pays
 anyway, so these counts are the work a *good* kernel does, the yardstick of "useful
 FLOP/s". The projections and MLP (24 * N * d^2 flops per layer with a 4x MLP) come on top.
 
-Per layer, with N window positions, M latents, C = N - M context positions (ARCHITECTURES.md
-in ../shared/docs; Mahmood & Huang, arXiv 2412.06106 (as specified in ARCHITECTURES.md §3–6)):
+Per layer, with N window positions, M latents, C = N - M context positions (../shared/docs/
+ARCHITECTURES.md §1–6; Mahmood & Huang, arXiv 2412.06106):
 
 ==========================  =====================================================
 dense causal                N (N + 1) / 2
@@ -33,8 +33,23 @@ def _triangle(n: int) -> int:
     return n * (n + 1) // 2
 
 
+def _check(N: int, M: int | None = None, L: int = 1, compressed_len: int | None = None) -> None:
+    """ValueError unless N >= 1, L >= 1, 0 < M < N (if given) and 0 < C' <= C = N - M (if given)."""
+    if N < 1 or L < 1:
+        raise ValueError(f"need N >= 1 and L >= 1, got N={N}, L={L}")
+    if M is not None and not 0 < M < N:
+        raise ValueError(f"need 0 < M < N, got M={M}, N={N}")
+    if compressed_len is not None and not 0 < compressed_len <= N - M:
+        raise ValueError(f"need 0 < C' <= C = N - M = {N - M}, got C'={compressed_len}")
+
+
 def dense_pairs(N: int, L: int = 1) -> int:
-    """Dense causal attention, L layers over N positions: L N (N + 1) / 2."""
+    """Dense causal attention, L layers over N positions: L N (N + 1) / 2.
+
+    Raises:
+        ValueError: N < 1 or L < 1.
+    """
+    _check(N, L=L)
     return L * _triangle(N)
 
 
@@ -43,9 +58,10 @@ def ecp_pairs(N: int, S: int, L: int = 1) -> int:
     their predecessor in full (S^2 each).
 
     Raises:
-        ValueError: N not a positive multiple of S.
+        ValueError: N not a positive multiple of S, or L < 1.
     """
-    if S < 1 or N < 1 or N % S:
+    _check(N, L=L)
+    if S < 1 or N % S:
         raise ValueError(f"N must be a positive multiple of S, got N={N}, S={S}")
     s = N // S
     return L * (s * _triangle(S) + (s - 1) * S * S)
@@ -53,7 +69,12 @@ def ecp_pairs(N: int, S: int, L: int = 1) -> int:
 
 def perceiver_ar_pairs(N: int, M: int, L: int) -> int:
     """PerceiverAR: layer 1 lets the M latents read the C = N - M context and themselves
-    causally; the L - 1 later layers are causal self-attention among the M latents."""
+    causally; the L - 1 later layers are causal self-attention among the M latents.
+
+    Raises:
+        ValueError: not 0 < M < N, or L < 1.
+    """
+    _check(N, M, L)
     return M * (N - M) + _triangle(M) + (L - 1) * _triangle(M)
 
 
@@ -64,13 +85,23 @@ def enhanced_layer_pairs(C: int, M: int) -> int:
 
 
 def enhanced_pairs(N: int, M: int, L: int) -> int:
-    """Enhanced PerceiverAR: L layers of :func:`enhanced_layer_pairs` over all N positions."""
+    """Enhanced PerceiverAR: L layers of :func:`enhanced_layer_pairs` over all N positions.
+
+    Raises:
+        ValueError: not 0 < M < N, or L < 1.
+    """
+    _check(N, M, L)
     return L * enhanced_layer_pairs(N - M, M)
 
 
 def compressed_pairs(N: int, M: int, L: int, compressed_len: int) -> int:
     """Compressed-context PerceiverAR: layer 1 as enhanced over C = N - M; then the context
-    is compressed to C' = ``compressed_len`` and L - 1 enhanced layers run over C' + M."""
+    is compressed to C' = ``compressed_len`` and L - 1 enhanced layers run over C' + M.
+
+    Raises:
+        ValueError: not 0 < M < N, not 0 < C' <= C, or L < 1.
+    """
+    _check(N, M, L, compressed_len)
     return enhanced_layer_pairs(N - M, M) + (L - 1) * enhanced_layer_pairs(compressed_len, M)
 
 
@@ -79,8 +110,9 @@ def segmented_pairs(N: int, M: int, L: int, context_segments: int) -> int:
     (C^2 / s_c per layer), the latents as in the enhanced model.
 
     Raises:
-        ValueError: C = N - M not divisible by ``context_segments``.
+        ValueError: not 0 < M < N, L < 1, or C = N - M not divisible by ``context_segments``.
     """
+    _check(N, M, L)
     C = N - M
     if context_segments < 1 or C % context_segments:
         raise ValueError(f"C={C} must be divisible by context_segments={context_segments}")
@@ -125,5 +157,9 @@ def attention_pairs(name: str, config: ModelConfig) -> int:
 
 def attention_flops(name: str, config: ModelConfig) -> int:
     """Forward-pass attention flops of one sequence: 4 * d_model * :func:`attention_pairs`
-    (backward: about 2.5x more, as FlashAttention counts it)."""
+    (backward: about 2.5x more, as FlashAttention counts it).
+
+    Raises:
+        ValueError: as :func:`attention_pairs`.
+    """
     return 4 * config.d_model * attention_pairs(name, config)

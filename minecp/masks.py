@@ -11,7 +11,7 @@ returns a bool tensor, True where query ``q_idx`` sees key ``k_idx``. The same r
 
 So a mistake in a rule shows up everywhere at once instead of hiding in one code path.
 
-Source: Mahmood & Huang, arXiv 2412.06106 (as specified in ARCHITECTURES.md §3–6) (the four paradigms) and the
+Source: Mahmood & Huang, arXiv 2412.06106; ARCHITECTURES.md §3–6 (the four paradigms) and the
 mask table in ``../shared/docs/ARCHITECTURES.md`` of the project's design notes.
 """
 
@@ -43,7 +43,7 @@ def causal_rule() -> Rule:
 
 
 def ecp_rule(segment_len: int) -> Rule:
-    """ECP pairwise segment attention (arXiv 2412.06106 (as specified in ARCHITECTURES.md §6)).
+    """ECP pairwise segment attention (arXiv 2412.06106; ARCHITECTURES.md §6).
 
     Query i sees key j iff ``j <= i`` and ``i // S - j // S <= 1``: the whole previous
     segment plus the causal part of its own segment. Segment 0 is plain causal.
@@ -63,7 +63,7 @@ def ecp_rule(segment_len: int) -> Rule:
 
 
 def enhanced_rule(context_len: int) -> Rule:
-    """Enhanced PerceiverAR ("DoubleAttention", arXiv 2412.06106 (as specified in ARCHITECTURES.md §3)).
+    """Enhanced PerceiverAR ("DoubleAttention", arXiv 2412.06106; ARCHITECTURES.md §3).
 
     The first ``context_len`` (C) positions are the context, the rest are latents.
     A context query sees every context key (bidirectional: no context position is
@@ -87,7 +87,7 @@ def enhanced_rule(context_len: int) -> Rule:
 
 
 def segmented_context_rule(context_len: int, context_segment_len: int, shift: int = 0) -> Rule:
-    """Segmented-context PerceiverAR ("sSplitAttention", arXiv 2412.06106 (as specified in ARCHITECTURES.md §5)).
+    """Segmented-context PerceiverAR ("sSplitAttention", arXiv 2412.06106; ARCHITECTURES.md §5).
 
     As :func:`enhanced_rule`, but a context query sees only the context keys of its own
     segment of ``context_segment_len`` positions (block-diagonal, bidirectional).

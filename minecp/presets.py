@@ -12,32 +12,24 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 
-from .config import ModelConfig
+from .config import ModelConfig, to_int, to_real
 from .data.sources import TEXT_DATASETS
 from .models import MODEL_NAMES
 
 #: The ``dataset`` names besides ``"text:<path>"``.
 DATASETS = (*TEXT_DATASETS, "scifar10", "copy")
-#: Device names accepted by ``TrainConfig.device`` and :func:`minecp.train.resolve_device`.
+#: Device names accepted by ``TrainConfig.device`` and :func:`minecp.device.resolve_device`.
 DEVICES = ("auto", "cpu", "cuda", "cuda:<index>", "mps")
 
 
 def check_device_name(name) -> None:
     """Raise ValueError unless ``name`` is one of :data:`DEVICES` (e.g. "cuda:1").
 
-    Only the spelling is checked; :func:`minecp.train.resolve_device` also checks that
+    Only the spelling is checked; :func:`minecp.device.resolve_device` also checks that
     the device exists on this machine.
     """
     if not isinstance(name, str) or not (name in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", name)):
         raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {name!r}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass
@@ -68,7 +60,9 @@ class TrainConfig:
     Runtime: ``device`` (one of :data:`DEVICES`), ``precision`` ("auto" = bf16 autocast
     on CUDA and fp32 elsewhere, "fp32", "bf16"), ``compile`` (torch.compile), ``seed``.
 
-    Allowed values: ints are ints (not bools or floats); ``steps``, ``batch_size``,
+    Allowed values: ints are integers (Python or numpy ints, 0-d integer tensors; not
+    bools or floats) and floats are real numbers, both stored as builtin ``int`` /
+    ``float`` (so checkpoints and JSON see plain numbers); ``steps``, ``batch_size``,
     ``grad_accum``, ``eval_every``, ``eval_batches``, ``save_every``, ``log_every`` and
     ``vocab_size`` >= 1 (``vocab_size`` >= 2 for "copy"); ``warmup_steps`` and ``seed``
     >= 0; finite ``lr`` > 0, ``weight_decay`` >= 0,
@@ -77,7 +71,9 @@ class TrainConfig:
     :class:`minecp.ModelConfig` requires.
 
     Raises:
-        ValueError: any field outside its allowed values (the message names the field).
+        ValueError: any field of the wrong type or outside its allowed values, model
+            fields included (the message names the field).
+        TypeError: a keyword that is not a field (from the dataclass ``__init__``).
     """
 
     # data
@@ -132,24 +128,39 @@ class TrainConfig:
         need(self.dataset in DATASETS or (self.dataset.startswith("text:") and len(self.dataset) > 5),
              "dataset", f"one of {', '.join(DATASETS)} or text:<path>")
         need(self.model in MODEL_NAMES, "model", f"one of {', '.join(MODEL_NAMES)}")
+
+        def number(name: str, to, allowed: str, ok=lambda v: True, optional: bool = False) -> None:
+            """Check field ``name`` and store it as a builtin int / float (``to``)."""
+            if optional and getattr(self, name) is None:
+                return
+            value = to(getattr(self, name))
+            need(value is not None and ok(value), name, allowed)
+            setattr(self, name, value)
+
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "save_every",
                      "log_every", "vocab_size"):
-            need(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "an int >= 1")
+            number(name, to_int, "an int >= 1", lambda v: v >= 1)
         for name in ("warmup_steps", "seed"):
-            need(_is_int(getattr(self, name)) and getattr(self, name) >= 0, name, "an int >= 0")
+            number(name, to_int, "an int >= 0", lambda v: v >= 0)
+        # Model fields: only the type here (ValueError, like every field); ModelConfig checks the ranges.
+        for name in ("seq_len", "d_model", "n_heads", "n_layers", "mlp_ratio", "num_segments",
+                     "context_segments", "context_shift"):
+            number(name, to_int, "an int")
+        for name in ("latent_len", "compressed_len"):
+            number(name, to_int, "None (default) or an int", optional=True)
+        number("dropout", to_real, "a float in [0, 1)", lambda v: 0 <= v < 1)
         if self.dataset == "copy":
             need(self.vocab_size >= 2, "vocab_size", "an int >= 2 for the copy task (with one symbol "
                  "there is nothing to copy)")
-        need(_is_real(self.lr) and self.lr > 0, "lr", "a finite number > 0")
-        need(_is_real(self.min_lr_ratio) and 0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "a number in [0, 1]")
-        need(_is_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
-        need(_is_real(self.grad_clip) and self.grad_clip >= 0, "grad_clip", "a finite number >= 0 (0 = no clipping)")
+        number("lr", to_real, "a finite number > 0", lambda v: math.isfinite(v) and v > 0)
+        number("min_lr_ratio", to_real, "a number in [0, 1]", lambda v: 0 <= v <= 1)
+        number("weight_decay", to_real, "a finite number >= 0", lambda v: math.isfinite(v) and v >= 0)
+        number("grad_clip", to_real, "a finite number >= 0 (0 = no clipping)", lambda v: math.isfinite(v) and v >= 0)
         for name in ("beta1", "beta2"):
-            need(_is_real(getattr(self, name)) and 0 <= getattr(self, name) < 1, name, "a number in [0, 1)")
-        need(self.eval_stride is None or (_is_int(self.eval_stride) and self.eval_stride >= 1),
-             "eval_stride", "None (default) or an int >= 1")
-        need(self.eval_max_tokens is None or (_is_int(self.eval_max_tokens) and self.eval_max_tokens >= 0),
-             "eval_max_tokens", "None or an int >= 0 (None and 0 = all tokens)")
+            number(name, to_real, "a number in [0, 1)", lambda v: 0 <= v < 1)
+        number("eval_stride", to_int, "None (default) or an int >= 1", lambda v: v >= 1, optional=True)
+        number("eval_max_tokens", to_int, "None or an int >= 0 (None and 0 = all tokens)", lambda v: v >= 0,
+               optional=True)
         check_device_name(self.device)
         need(self.precision in ("auto", "fp32", "bf16"), "precision", "one of auto, fp32, bf16")
         need(isinstance(self.compile, bool), "compile", "a bool")

@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from .config import to_int, to_real
+
 
 def rope_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
     """cos and sin of the rotation angles (RoFormer, Su et al. 2021, Sec. 3.2).
@@ -33,8 +35,9 @@ def rope_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
 
     Args:
         positions: [T] positions (int or float), absolute within the text.
-        head_dim: D, an even int >= 2.
-        base: frequency base, a finite number > 1; pair k rotates with frequency
+        head_dim: D, an even int >= 2 (Python or numpy int, or a 0-d integer tensor).
+        base: frequency base, a finite real number > 1 (Python or numpy number, or a 0-d
+            tensor); pair k rotates with frequency
             base ** (-2k / D).
 
     Returns:
@@ -50,18 +53,19 @@ def rope_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
         raise TypeError(f"positions must be a 1-D torch.Tensor, got {type(positions).__name__}")
     if positions.dim() != 1:
         raise ValueError(f"positions must have shape [T], got {tuple(positions.shape)}")
-    if not isinstance(head_dim, int) or isinstance(head_dim, bool):
+    D, b = to_int(head_dim), to_real(base)     # builtin int / float, or None
+    if D is None:
         raise TypeError(f"head_dim must be an int, got {type(head_dim).__name__}")
-    if head_dim < 2 or head_dim % 2:
+    if D < 2 or D % 2:
         raise ValueError(f"head_dim must be an even int >= 2 (RoPE rotates pairs), got {head_dim}")
-    if isinstance(base, bool) or not isinstance(base, (int, float)):
+    if b is None:
         raise TypeError(f"base must be a real number, got {type(base).__name__}")
-    if not (math.isfinite(base) and base > 1):
+    if not (math.isfinite(b) and b > 1):
         raise ValueError(f"base must be a finite number > 1, got {base!r}")
     # MPS has no float64: there the angles are formed on the CPU and the result moved back.
     device = torch.device("cpu") if positions.device.type == "mps" else positions.device
     f64 = torch.float64
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=f64) / head_dim)
+    inv_freq = b ** (-torch.arange(0, D, 2, device=device, dtype=f64) / D)
     angles = positions.to(device, f64)[:, None] * inv_freq[None, :]
     return angles.cos().float().to(positions.device), angles.sin().float().to(positions.device)
 

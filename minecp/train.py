@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import numbers
 import random
 import sys
 import time
@@ -30,6 +31,7 @@ import torch.nn as nn
 
 from . import distributed as D
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .device import autocast, resolve_device
 from .presets import TrainConfig
 
 CHECKPOINT_NAME, METRICS_NAME = "checkpoint.pt", "metrics.jsonl"
@@ -88,43 +90,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
 
 
 # -- runtime helpers --------------------------------------------------------------------------
-def resolve_device(name: str) -> torch.device:
-    """The torch device of a device name, checked to exist on this machine.
-
-    Args:
-        name: "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:<index>" or "mps"
-            (:data:`minecp.presets.DEVICES`).
-
-    Returns:
-        ``torch.device``.
-
-    Raises:
-        ValueError: any other name (the message lists the allowed ones), or a device this
-            machine does not have (no CUDA / MPS, or a CUDA index >= the number of GPUs).
-    """
-    from .presets import check_device_name
-
-    check_device_name(name)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-        if name != "cuda" and int(name[5:]) >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} "
-                             f"CUDA device(s): cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' requested but MPS (Apple GPU) is not available; use --device cpu")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast on CUDA by default ("auto"), fp32 elsewhere; "bf16" forces it."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def rng_state(generator: torch.Generator) -> dict:
     """Every random state a training step touches (for exact resume)."""
     state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
@@ -293,8 +258,19 @@ class Trainer:
                     loss = self.task.loss(model, *batch)
                 (loss / cfg.grad_accum).backward()
             total += loss.item()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        # The global gradient norm, clipped to grad_clip (inf = measure only). Checked before
+        # the update: a finite loss can still give inf/NaN gradients (an overflow in the
+        # backward pass, e.g. under bf16 autocast), and one such update ruins the weights.
+        # Gradients are already summed over DDP ranks, so every rank sees the same norm.
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        if not torch.isfinite(grad_norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise FloatingPointError(
+                f"training diverged: the gradient norm became {grad_norm.item()} at step {self.step + 1} "
+                f"(loss {total / cfg.grad_accum:.4g}); that update was not applied and nothing was saved, "
+                f"so a checkpoint on disk (if any) is from before. Lower lr (--lr, now {cfg.lr:g}) or keep "
+                f"gradient clipping on (--grad-clip, now {cfg.grad_clip:g})")
         self.last_lr = self.optimizer.param_groups[0]["lr"]  # the lr this step used
         self.optimizer.step()
         self.scheduler.step()
@@ -334,11 +310,13 @@ class Trainer:
 
         Raises:
             ValueError: ``stop_at`` not an int >= 1.
-            FloatingPointError: the training loss became NaN or infinite (the message
-                names the step; lower ``lr`` or keep ``grad_clip`` on).
+            FloatingPointError: a gradient norm or the training loss became NaN or
+                infinite; no such update is applied or saved (the message names the step;
+                lower ``lr`` or keep ``grad_clip`` on).
         """
         cfg = self.cfg
-        if stop_at is not None and (not isinstance(stop_at, int) or isinstance(stop_at, bool) or stop_at < 1):
+        if stop_at is not None and (not isinstance(stop_at, numbers.Integral) or isinstance(stop_at, bool)
+                                    or stop_at < 1):
             raise ValueError(f"stop_at must be None or an int >= 1, got {stop_at!r}")
         end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
         tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.seq_len

@@ -22,7 +22,7 @@ helper                             what
 Nothing here imports Triton: the tile helpers take the band table that
 :func:`minecp.ops.ecp_triton.tile_bands` returns, so this module imports on any machine.
 
-Sources: Mahmood & Huang, arXiv 2412.06106 (as specified in ARCHITECTURES.md §6) (pairwise segment attention, context
+Sources: Mahmood & Huang, arXiv 2412.06106; ARCHITECTURES.md §6 (pairwise segment attention, context
 propagation); Dao, "FlashAttention-2", arXiv 2307.08691 (tiling, online softmax).
 """
 

@@ -191,3 +191,16 @@ def test_load_model_rebuilds_a_good_tokenizer(tmp_path):
     path = save_checkpoint(_lm_state(ByteTokenizer().to_dict()), tmp_path / "c.pt")
     _model, tokenizer, meta = load_model(path)
     assert isinstance(tokenizer, ByteTokenizer) and meta["model_name"] == "dense"
+
+
+def test_train_config_of_a_foreign_checkpoint_is_a_checkpoint_error(tmp_path):
+    """A checkpoint whose training configuration this minecp cannot read fails as CheckpointError."""
+    from minecp.checkpoint import CheckpointError, train_config_of
+    from minecp.presets import TrainConfig
+
+    good = {"train_config": TrainConfig().to_dict()}
+    assert train_config_of(good, tmp_path / "x.pt") == TrainConfig()
+    for bad in ({"train_config": {**good["train_config"], "renamed_field": 1}},
+                {"train_config": {**good["train_config"], "lr": -1.0}}, {}):
+        with pytest.raises(CheckpointError, match="x.pt.*does not fit this version"):
+            train_config_of(bad, tmp_path / "x.pt")

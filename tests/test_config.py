@@ -1,7 +1,9 @@
 """ModelConfig: frozen after validation, and every field checked for type and range."""
 
 import dataclasses
+import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,6 +46,8 @@ def test_rope_base_must_be_finite_and_above_one(value):
     ("tie_embeddings", "no"), ("tie_embeddings", 1), ("tie_embeddings", None),
     ("n_heads", True), ("vocab_size", True), ("latent_len", True), ("compressed_len", 10.0),
     ("context_shift", False), ("dropout", True), ("dropout", "0.1"),
+    ("n_heads", np.bool_(True)), ("n_heads", torch.tensor(True)), ("d_model", np.float64(32.0)),
+    ("d_model", torch.tensor([32])), ("dropout", np.bool_(False)), ("rope_base", 1e4 + 0j),
 ])
 def test_wrong_types_name_the_field(field, value):
     with pytest.raises(TypeError, match=field):
@@ -70,3 +74,16 @@ def test_context_shift_changes_only_the_second_half_of_the_heads():
     unshifted = build_model("segmented_perceiver_ar", config(d_model=64, n_heads=4, context_shift=0))
     assert torch.equal(model.mask[:2], unshifted.mask[:2])
     assert torch.equal(model.mask[2], model.mask[3]) and not torch.equal(model.mask[2], model.mask[0])
+
+
+def test_numpy_and_tensor_numbers_are_accepted_and_stored_as_builtins():
+    # Stored as plain Python numbers: checkpoints refuse numpy scalars, JSON refuses tensors.
+    c = config(vocab_size=np.uint16(61), d_model=np.int64(32), n_heads=np.int32(2), latent_len=np.int64(12),
+               context_shift=torch.tensor(2), dropout=np.float64(0.1), rope_base=np.float32(500.0))
+    assert c == config(dropout=0.1, rope_base=500.0)
+    for f in dataclasses.fields(c):
+        expected = {"dropout": float, "rope_base": float, "tie_embeddings": bool}.get(f.name, int)
+        assert type(getattr(c, f.name)) is expected, f.name
+    json.dumps(c.to_dict())
+    # ints given for float fields become floats too
+    assert type(config(dropout=0, rope_base=10).rope_base) is float

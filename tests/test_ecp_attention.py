@@ -3,6 +3,7 @@
 import functools
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -159,8 +160,10 @@ def test_entry_validation_is_shared_by_all_backends(backend):
         call(q, q.to("meta"), q, 8)
     with pytest.raises(ValueError, match="N=0 must be a positive multiple"):
         call(q[:, :, :0], q[:, :, :0], q[:, :, :0], 8)
-    with pytest.raises(TypeError, match="segment_len must be an int"):
-        call(q, q, q, 8.0)
+    for bad in (8.0, True, np.bool_(True), torch.tensor(True), np.float64(8.0), torch.tensor(8.0),
+                torch.tensor([8])):
+        with pytest.raises(TypeError, match="segment_len must be an int"):
+            call(q, q, q, bad)
     with pytest.raises(ValueError, match="segment_len must be >= 1"):
         call(q, q, q, -8)
     for bad in ("x", True, torch.tensor(0.3)):
@@ -169,6 +172,17 @@ def test_entry_validation_is_shared_by_all_backends(backend):
     for bad in (-1.0, 0.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="scale must be None or a finite number > 0"):
             call(q, q, q, 8, scale=bad)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_numpy_and_tensor_segment_len_and_numpy_scale_are_accepted(backend):
+    # e.g. a segment length computed with numpy, or read from a tensor
+    q, k, v = _inputs(1, 2, 32, 32, torch.float32)               # D, S that Triton supports
+    expected = ecp_attention(q, k, v, 16, backend="torch", scale=0.5)
+    for S in (np.int64(16), np.uint16(16), torch.tensor(16)):
+        with torch.no_grad():                                       # CPU flex has no backward
+            torch.testing.assert_close(ecp_attention(q, k, v, S, backend=backend, scale=np.float32(0.5)),
+                                       expected)
 
 
 def test_integer_scale_is_accepted():

@@ -5,7 +5,8 @@ import torch
 
 import minecp
 from minecp.attention import record_attention
-from minecp.flops import attention_flops, attention_pairs, dense_pairs, ecp_pairs
+from minecp.flops import (attention_flops, attention_pairs, compressed_pairs, dense_pairs, ecp_pairs,
+                          perceiver_ar_pairs)
 
 CONFIG = dict(vocab_size=32, seq_len=48, d_model=16, n_heads=2, n_layers=3, num_segments=4, latent_len=16,
               context_segments=4, compressed_len=8)
@@ -33,5 +34,11 @@ def test_closed_forms_and_errors():
         ecp_pairs(10, 4)
     with pytest.raises(ValueError, match="unknown model name 'nope'"):
         attention_pairs("nope", minecp.ModelConfig(**CONFIG))
+    with pytest.raises(ValueError, match="0 < M < N"):
+        perceiver_ar_pairs(4, 16, 1)                                   # would be a negative count
+    with pytest.raises(ValueError, match="N >= 1 and L >= 1"):
+        dense_pairs(-3)
+    with pytest.raises(ValueError, match="C' <= C"):
+        compressed_pairs(48, 16, 3, 100)
     with pytest.raises(ValueError, match="context_shift"):
         attention_pairs("segmented_perceiver_ar", minecp.ModelConfig(**CONFIG, context_shift=2))

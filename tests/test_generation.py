@@ -9,6 +9,7 @@ import io
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -300,6 +301,18 @@ def test_short_perceiver_prompt_is_left_padded(name):
     (dict(slide=0), "slide"),
     (dict(slide=13), "slide"),          # > M = 12 for the PerceiverAR family
     (dict(pad_id=-1), "pad_id"),
+    # numpy / 0-d tensor numbers are accepted, but bools and floats are still not ints
+    (dict(eos_id=np.int64(V)), "eos_id"),
+    (dict(eos_id=np.float64(3.0)), "eos_id"),
+    (dict(eos_id=True), "eos_id"),
+    (dict(pad_id=np.bool_(False)), "pad_id"),
+    (dict(top_k=np.bool_(True)), "top_k"),
+    (dict(top_k=2.0), "top_k"),
+    (dict(max_new_tokens=torch.tensor(2.0)), "max_new_tokens"),
+    (dict(seed=torch.tensor(True)), "seed"),
+    (dict(slide=np.float64(2.0)), "slide"),
+    (dict(temperature=torch.tensor(True)), "temperature"),
+    (dict(temperature=np.float32("nan")), "temperature"),
 ])
 def test_bad_arguments_raise_value_error_naming_the_parameter(kwargs, match):
     model = make("perceiver_ar")
@@ -431,6 +444,25 @@ def test_sample_next_token_edge_cases():
                       (dict(top_p=0), "top_p"), (dict(generator=3), "generator")]:
         with pytest.raises((ValueError, TypeError), match=match):
             sample_next_token(logits, **kw)
+
+
+def test_numpy_and_tensor_numbers_give_the_same_text():
+    # Tokenizer.encode returns uint16 arrays, so eos_id = tok.encode("\n")[-1] is a numpy int.
+    model = make("perceiver_ar")
+    kw = dict(temperature=0.5, top_k=5, top_p=0.75, seed=3, pad_id=4, slide=3)
+    eos = int(minecp.generate(model, [1, 2, 3], 6, **kw)[5])          # the third new token
+    expected = minecp.generate(model, [1, 2, 3], 6, eos_id=eos, **kw)
+    assert expected.numel() <= 6                                      # it did stop at eos_id
+    for wrap in (lambda x: np.array(x)[()], torch.tensor):            # numpy scalars, 0-d tensors
+        numbers = {k: wrap(v) for k, v in dict(kw, max_new_tokens=6, eos_id=np.uint16(eos)).items()}
+        assert torch.equal(minecp.generate(model, [1, 2, 3], **numbers), expected)
+    logits = torch.randn(V, generator=torch.Generator().manual_seed(0))
+
+    def draws(temperature, top_k, top_p):
+        return [sample_next_token(logits, temperature, top_k, top_p, torch.Generator().manual_seed(seed))
+                for seed in range(5)]
+
+    assert draws(np.float32(0.5), np.int64(4), np.float64(0.5)) == draws(0.5, 4, 0.5)
 
 
 def test_flags_that_do_not_apply_are_refused():

@@ -231,3 +231,13 @@ def test_recorded_attention_respects_the_pattern(name):
         assert maps[0][..., outside].abs().max() == 0
     if name == "perceiver_ar":
         assert maps[0].shape[-2:] == (12, N) and maps[1].shape[-2:] == (12, 12)
+
+
+def test_compressed_rope_positions_survive_a_bf16_cast():
+    """The compressed model's fractional RoPE positions are not a float buffer that .to(bf16) rounds."""
+    cfg = minecp.ModelConfig(vocab_size=16, seq_len=2048, d_model=16, n_heads=2, n_layers=2, num_segments=8)
+    model = minecp.build_model("compressed_perceiver_ar", cfg).to(torch.bfloat16)
+    pos = model.compressed_positions
+    assert pos.dtype == torch.float64 and pos[-5:].tolist() == [2043.0, 2044.0, 2045.0, 2046.0, 2047.0]
+    C, Cc = cfg.context_len, cfg.compressed_len
+    assert pos[0].item() == 0.5 * C / Cc - 0.5 and torch.all(pos.diff() > 0)

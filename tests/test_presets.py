@@ -1,9 +1,14 @@
 """TrainConfig validation and presets: explicit None unsets, every bad field is named."""
 
+import dataclasses
+import json
 import math
 
+import numpy as np
 import pytest
+import torch
 
+from minecp.checkpoint import save_checkpoint
 from minecp.cli import build_parser, explicit_overrides
 from minecp.presets import PRESETS, TrainConfig, get_preset, with_overrides
 
@@ -40,10 +45,28 @@ def test_command_line_none_reaches_the_config():
     ("device", "tpu"), ("device", "cuda:"), ("device", "cuda:x"), ("device", None),
     ("precision", "fp16"), ("compile", "yes"), ("dataset", "imagenet"), ("dataset", "text:"),
     ("dataset", None), ("model", "gpt"),
+    ("steps", np.bool_(True)), ("steps", np.float64(2.0)), ("lr", np.bool_(True)), ("lr", np.float64("nan")),
+    # model fields: a wrong type is a ValueError too (the CLI prints ValueErrors as "error: ...")
+    ("d_model", 16.0), ("n_heads", True), ("latent_len", 4.0), ("dropout", "0.1"), ("dropout", 1.0),
 ])
 def test_bad_fields_are_named(field, value):
     with pytest.raises(ValueError, match=f"^{field} must be"):
         TrainConfig(**{field: value})
+
+
+def test_numpy_numbers_are_accepted_and_stored_as_builtins(tmp_path):
+    cfg = TrainConfig(steps=np.int64(2), lr=np.float64(3e-3), seed=np.uint16(7), eval_stride=np.int32(16),
+                      dropout=np.float64(0.0), d_model=np.int64(64), latent_len=torch.tensor(128),
+                      beta2=np.float32(0.5), warmup_steps=torch.tensor(0))
+    assert cfg == TrainConfig(steps=2, lr=3e-3, seed=7, eval_stride=16, dropout=0.0, d_model=64,
+                              latent_len=128, beta2=0.5, warmup_steps=0)
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        assert value is None or type(value) in (int, float, str, bool), (f.name, type(value))
+    assert (type(cfg.steps), type(cfg.lr), type(cfg.dropout), type(cfg.latent_len)) == (int, float, float, int)
+    assert json.loads(json.dumps(cfg.to_dict())) == cfg.to_dict()
+    save_checkpoint({"train_config": cfg.to_dict()}, tmp_path / "c.pt")   # refuses numpy scalars
+    assert type(with_overrides(cfg, grad_clip=np.int64(1)).grad_clip) is float
 
 
 def test_copy_task_needs_two_symbols():

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,7 +59,20 @@ def test_fractional_positions():
     ((torch.arange(3), 8, float("inf")), ValueError, "base must be a finite number > 1"),
     ((torch.arange(3), 8, 1.0), ValueError, "base must be a finite number > 1"),
     ((torch.arange(3), 8, "1e4"), TypeError, "base must be a real number"),
+    ((torch.arange(3), True), TypeError, "head_dim must be an int"),
+    ((torch.arange(3), np.bool_(True)), TypeError, "head_dim must be an int"),
+    ((torch.arange(3), np.float64(8.0)), TypeError, "head_dim must be an int"),
+    ((torch.arange(3), torch.tensor([8])), TypeError, "head_dim must be an int"),
+    ((torch.arange(3), 8, torch.tensor(True)), TypeError, "base must be a real number"),
 ])
 def test_bad_arguments(args, error, match):
     with pytest.raises(error, match=match):
         rope_angles(*args)
+
+
+def test_numpy_and_tensor_numbers_are_accepted():
+    positions = torch.tensor([0, 3, 12345])
+    expected = rope_angles(positions, 8, 500.0)
+    for D, base in ((np.int64(8), np.float32(500.0)), (torch.tensor(8), torch.tensor(500.0)), (8, np.int64(500))):
+        for got, want in zip(rope_angles(positions, D, base), expected):
+            assert torch.equal(got, want)

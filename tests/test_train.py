@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from minecp import ModelConfig, build_model
 from minecp.presets import PRESETS, TrainConfig, get_preset
 from minecp.tasks import CopyTask, LMTask, sample_windows
-from minecp.train import Trainer, lr_factor, param_groups, resolve_device
+from minecp.device import resolve_device
+from minecp.train import Trainer, lr_factor, param_groups
 
 
 
@@ -200,9 +201,47 @@ def test_non_finite_loss_stops_before_saving(tmp_path):
     data = tokens()
     config = cfg(steps=6, save_every=2, log_every=5, eval_every=100, dropout=0.0)
     t = Trainer(config, DivergingTask(data, data[:300], 16, bad_step=3), V, tmp_path, progress=False)
-    with pytest.raises(FloatingPointError, match=r"training diverged: the training loss became nan by step 4"):
+    with pytest.raises(FloatingPointError, match=r"training diverged: the gradient norm became nan at step 3"):
         t.fit()
     # the step-2 checkpoint (finite loss) is still there, not replaced by NaN weights
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 2 and all(v.isfinite().all() for v in saved["model"].values())
+
+
+class _InfGrad(torch.autograd.Function):
+    """Identity forward, infinite gradient backward: a finite loss whose backward overflows."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * math.inf
+
+
+class OverflowingGradTask(LMTask):
+    """The loss stays finite, but from call ``bad_step`` on its gradient is infinite."""
+
+    def __init__(self, *args, bad_step):
+        super().__init__(*args)
+        self.calls, self.bad_step = 0, bad_step
+
+    def loss(self, model, window):
+        self.calls += 1
+        loss = super().loss(model, window)
+        return _InfGrad.apply(loss) if self.calls >= self.bad_step else loss
+
+
+@pytest.mark.parametrize("grad_clip", [1.0, 0.0])
+def test_non_finite_gradient_is_never_applied_or_saved(tmp_path, grad_clip):
+    """A finite loss with an overflowing backward: the update is refused, the step-2 checkpoint stays."""
+    data = tokens()
+    config = cfg(steps=6, save_every=2, log_every=5, eval_every=100, dropout=0.0, grad_clip=grad_clip)
+    t = Trainer(config, OverflowingGradTask(data, data[:300], 16, bad_step=3), V, tmp_path, progress=False)
+    with pytest.raises(FloatingPointError, match=r"training diverged: the gradient norm became (inf|nan) at step 3"):
+        t.fit()
+    assert all(p.isfinite().all() for p in t.model.parameters())      # the bad update was not applied
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert saved["step"] == 2 and all(v.isfinite().all() for v in saved["model"].values())
 

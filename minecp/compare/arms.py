@@ -1,7 +1,7 @@
 """Which models (and variants) a study trains, and ECP's receptive field on the copy task.
 
 ECP position i sees back to the start of segment floor(i/S) - L after L layers
-(../shared/docs/ARCHITECTURES.md; Mahmood & Huang, arXiv 2412.06106 (as specified in ARCHITECTURES.md §6)), so a copy at
+(../shared/docs/ARCHITECTURES.md §6; Mahmood & Huang, arXiv 2412.06106), so a copy at
 distance N/2 is in reach only when the receptive field covers it.
 """
 

@@ -81,7 +81,7 @@ def measure_cost(model_name: str, cfg: TrainConfig, vocab_size: int, seq_len: in
         during the timed calls; None on CPU), "error" (None, or "out of memory")}.
     """
     from ..models import build_model, lm_loss
-    from ..train import autocast
+    from ..device import autocast
 
     mc = cost_model_config(cfg, vocab_size, seq_len)
     B = max(1, tokens // seq_len)

@@ -37,7 +37,8 @@ def run_cell(cfg: TrainConfig, data: StudyData, options: CompareOptions, label: 
         the first step), ``first_step_s``, ``eval_wall_s``, ``memory`` (activation bytes,
         CUDA peak bytes or None), ``curve`` (list of points) and ``final`` (test metrics).
     """
-    from ..train import Trainer, autocast
+    from ..device import autocast
+    from ..train import Trainer
 
     tmp = None
     if run_dir is None:
@@ -155,7 +156,7 @@ def run_study(cfg: TrainConfig, models, seeds, out, options: CompareOptions | No
     Raises:
         ValueError: unknown model names, an empty list, bad options (see the callees).
     """
-    from ..train import resolve_device
+    from ..device import resolve_device
 
     options = options or CompareOptions()
     bad = [m for m in models if m not in MODEL_NAMES]

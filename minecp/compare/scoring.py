@@ -93,7 +93,7 @@ def evaluate_cell(model, data: StudyData, cfg: TrainConfig, options: CompareOpti
         (nats per copied token) on ``copy_eval_batches`` batches from a fixed seed
         (1 = validation, 2 = test; training data come from the cell's seed).
     """
-    from ..train import autocast
+    from ..device import autocast
 
     device = next(model.parameters()).device
     was = model.training

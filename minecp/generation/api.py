@@ -8,6 +8,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ..config import to_int
 from ..models.base import LanguageModel
 from .decoders import check_token_id, make_decoder
 from .sampling import check_sampling, sample_next_token
@@ -47,19 +48,20 @@ def _prompt_list(prompt_ids, vocab_size: int) -> list[int]:
 
 
 def _validate(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, eos_id):
-    """Check every argument; return the prompt as a list of ints."""
+    """Check every argument; return them as builtin Python values (the prompt as a list of ints)."""
     if not isinstance(model, LanguageModel):
         raise TypeError(f"model must be a minecp LanguageModel, got {type(model).__name__}")
     V = model.config.vocab_size
     ids = _prompt_list(prompt_ids, V)
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+    n = to_int(max_new_tokens)
+    if n is None or n < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    check_sampling(temperature, top_k, top_p)
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+    temperature, top_k, top_p = check_sampling(temperature, top_k, top_p)
+    if seed is not None and to_int(seed) is None:
         raise ValueError(f"seed must be None or an int, got {seed!r}")
-    if eos_id is not None:
-        check_token_id("eos_id", eos_id, V)
-    return ids
+    seed = None if seed is None else to_int(seed)
+    eos_id = None if eos_id is None else check_token_id("eos_id", eos_id, V)
+    return ids, n, temperature, top_k, top_p, seed, eos_id
 
 
 def generate_stream(model: LanguageModel, prompt_ids, max_new_tokens: int, temperature: float = 1.0,
@@ -80,7 +82,8 @@ def generate_stream(model: LanguageModel, prompt_ids, max_new_tokens: int, tempe
     Raises:
         TypeError, ValueError: as :func:`generate`, at the call.
     """
-    prompt = _validate(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, eos_id)
+    prompt, max_new_tokens, temperature, top_k, top_p, seed, eos_id = _validate(
+        model, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed, eos_id)
     decoder = make_decoder(model, use_cache=use_cache, slide=slide, pad_id=pad_id)
     generator = None if seed is None else torch.Generator().manual_seed(seed)
 
@@ -111,7 +114,7 @@ def generate(model: LanguageModel, prompt_ids, max_new_tokens: int, temperature:
 
     Each architecture decodes with the cache it allows (module docstring): ECP with a
     per-layer cache of the previous and the current segment at absolute positions
-    (arXiv 2412.06106 (as specified in ARCHITECTURES.md §6) — bounded memory, no length limit); dense and the
+    (arXiv 2412.06106; ARCHITECTURES.md §6 — bounded memory, no length limit); dense and the
     PerceiverAR family with a KV cache inside a window of at most N tokens that jumps by
     ``slide`` tokens when full.
 
@@ -120,6 +123,9 @@ def generate(model: LanguageModel, prompt_ids, max_new_tokens: int, temperature:
     cut in the middle), and the returned ids still contain the whole prompt.
     PerceiverAR-family prompts shorter than C + 1 tokens are left-padded with ``pad_id``
     (the model needs a full context before its first latent).
+
+    Numbers may be Python or numpy numbers or 0-d tensors, e.g. ``eos_id=tok.encode("\\n")[-1]``
+    (a numpy uint16); integer arguments refuse bools and floats rather than rounding them.
 
     Args:
         model: a minecp model (any device/dtype; put in eval mode during the call).
@@ -154,9 +160,10 @@ def generate(model: LanguageModel, prompt_ids, max_new_tokens: int, temperature:
     Raises:
         ValueError: ``temperature`` not a finite number >= 0, ``top_p`` not in (0, 1],
             ``top_k`` < 1, an empty ``prompt_ids``, ids outside the vocabulary, more than
-            one prompt or a 3-D ``prompt_ids``, a negative ``max_new_tokens``, ``slide``
-            out of range or not applicable, ``pad_id``/``eos_id`` not a token id; the
-            message names the parameter.
+            one prompt or a 3-D ``prompt_ids``, a negative or non-int ``max_new_tokens``,
+            a ``seed`` that is not None or an int, ``slide`` out of range or not
+            applicable, ``pad_id``/``eos_id`` not a token id; the message names the
+            parameter.
         TypeError: ``model`` is not a minecp model, ``prompt_ids`` is not integer (a float,
             bool or nested element, a float dtype, another type), or ``use_cache`` is not
             a bool.

@@ -6,9 +6,10 @@ import sys
 
 import torch
 
+from ..device import resolve_device
 from ..models.base import LanguageModel
-from ..train import resolve_device
 from .api import generate_stream
+from .sampling import check_sampling
 
 
 # ------------------------------------------------------------------------------------------
@@ -24,18 +25,22 @@ def register_cli(subparsers) -> None:
     Args:
         subparsers: the object returned by ``ArgumentParser.add_subparsers()``.
     """
+    from ..cli import (
+        int_at_least,  # lazy: minecp.cli builds its parser from this function
+    )
+
     p = subparsers.add_parser("generate", help="continue a prompt with a trained checkpoint",
                               description="Sample a continuation of --prompt from a checkpoint, "
                                           "printing the text as it is generated.")
     p.add_argument("--checkpoint", required=True, help="path of a checkpoint written by training")
     p.add_argument("--prompt", required=True, help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
+    p.add_argument("--max-new-tokens", type=int_at_least(0), default=200, help="tokens to generate (default 200)")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
-    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    p.add_argument("--top-k", type=int_at_least(1), default=None, help="sample among the k most likely tokens")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass in (0, 1]")
-    p.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
+    p.add_argument("--seed", type=int_at_least(0), default=None, help="seed for reproducible sampling")
     p.add_argument("--no-cache", action="store_true", help="re-run the model for every token")
-    p.add_argument("--pad-id", type=int, default=0,
+    p.add_argument("--pad-id", type=int_at_least(0), default=0,
                    help="left padding for PerceiverAR-family prompts shorter than C + 1 tokens")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda if available)")
     p.set_defaults(func=_cli_generate)
@@ -56,6 +61,7 @@ def _cli_generate(args, out=None) -> int:
     from ..checkpoint import load_model  # lazy: only this command needs it
 
     out = out or sys.stdout
+    check_sampling(args.temperature, args.top_k, args.top_p)  # before the (slow) checkpoint load
     model, tokenizer, _meta = load_model(args.checkpoint, map_location="cpu")
     if not isinstance(model, LanguageModel):
         raise ValueError(f"checkpoint {args.checkpoint!r} holds a {type(model).__name__}, "

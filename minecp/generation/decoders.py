@@ -8,14 +8,31 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import ecp_attend
+from ..config import to_int
 from ..models.base import LanguageModel
 from .cache import PERCEIVER_FAMILY, KVCache, RecordKeysValues, forward_chunk
 
 
-def check_token_id(name: str, value, vocab_size: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
-        raise ValueError(f"{name} must be a token id in [0, vocab_size={vocab_size}), got {value!r}")
+def check_token_id(name: str, value, vocab_size: int) -> int:
+    """Check that ``value`` is a token id and return it as a builtin int.
 
+    Args:
+        name: the parameter's name, for the error message (e.g. "pad_id").
+        value: an integer (Python or numpy int, e.g. from ``Tokenizer.encode``'s uint16
+            array, or a 0-d integer tensor) in [0, vocab_size).
+        vocab_size: the model's number of token ids.
+
+    Returns:
+        ``value`` as an int.
+
+    Raises:
+        ValueError: ``value`` is not an integer (a bool or a float is refused, not
+            rounded) or lies outside [0, vocab_size); the message names ``name``.
+    """
+    token = to_int(value)
+    if token is None or not 0 <= token < vocab_size:
+        raise ValueError(f"{name} must be a token id in [0, vocab_size={vocab_size}), got {value!r}")
+    return token
 
 
 # ------------------------------------------------------------------------------------------
@@ -76,8 +93,8 @@ class Decoder:
 class ECPDecoder(Decoder):
     """ECP with a bounded per-layer cache: the previous and the current segment.
 
-    Cached path for :class:`minecp.models.ECP` (arXiv 2412.06106 (as specified in ARCHITECTURES.md §6);
-    ARCHITECTURES.md Sec. 6). Token t of the text sits at *absolute* position t, forever:
+    Cached path for :class:`minecp.models.ECP` (arXiv 2412.06106;
+    ARCHITECTURES.md §6). Token t of the text sits at *absolute* position t, forever:
     segment borders stay at multiples of S however long the text grows, and RoPE
     rotates keys/queries by that absolute position (RoPE works at any position).
 
@@ -220,12 +237,10 @@ class WindowKVDecoder(Decoder):
         N = cfg.seq_len
         self.min_window = cfg.context_len + 1 if self.perceiver else 1
         max_slide = cfg.latent_len if self.perceiver else N
-        if slide is None:
-            slide = max(1, min(N // 4, max_slide))
-        if not isinstance(slide, int) or isinstance(slide, bool) or not 1 <= slide <= max_slide:
+        checked = max(1, min(N // 4, max_slide)) if slide is None else to_int(slide)
+        if checked is None or not 1 <= checked <= max_slide:
             raise ValueError(f"slide must be an int in [1, {max_slide}] for {model.name}, got {slide!r}")
-        check_token_id("pad_id", pad_id, cfg.vocab_size)
-        self.slide, self.pad_id = slide, pad_id
+        self.slide, self.pad_id = checked, check_token_id("pad_id", pad_id, cfg.vocab_size)
         self.caches = [KVCache(cfg.n_heads, cfg.head_dim, N, self.dtype, self.device)
                        for _ in model.blocks]
         self.window: list[int] = []            # token ids of the current window
@@ -310,8 +325,7 @@ class RecomputeDecoder(Decoder):
 
     def __init__(self, model: LanguageModel, pad_id: int = 0):
         super().__init__(model)
-        check_token_id("pad_id", pad_id, self.config.vocab_size)
-        self.pad_id = pad_id
+        self.pad_id = check_token_id("pad_id", pad_id, self.config.vocab_size)
         self.text: list[int] = []              # the tail of the text that is still needed
         self.offset = 0                        # absolute position of self.text[0] (ECP)
 

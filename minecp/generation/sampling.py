@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from ..config import to_int, to_real
 
 
 # ------------------------------------------------------------------------------------------
 # Sampling
 # ------------------------------------------------------------------------------------------
-def check_sampling(temperature, top_k, top_p) -> None:
-    """ValueError naming the parameter for a bad temperature / top_k / top_p."""
-    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
-            or not temperature >= 0 or temperature == float("inf")):
+def check_sampling(temperature, top_k, top_p) -> tuple[float, int | None, float | None]:
+    """Check the sampling parameters of :func:`sample_next_token`.
+
+    Numbers may be Python or numpy numbers or 0-d tensors (integers for ``top_k``).
+
+    Returns:
+        ``(temperature, top_k, top_p)`` as builtin float, int / None, float / None.
+
+    Raises:
+        ValueError: ``temperature`` not a finite number >= 0, ``top_k`` not None or an
+            int >= 1 (bools and floats are refused), ``top_p`` not None or a number in
+            (0, 1]; the message names the parameter.
+    """
+    t = to_real(temperature)
+    if t is None or not 0 <= t < math.inf:
         raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+    k = None if top_k is None else to_int(top_k)
+    if top_k is not None and (k is None or k < 1):
         raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or isinstance(top_p, bool)
-                              or not 0 < top_p <= 1):
+    p = None if top_p is None else to_real(top_p)
+    if top_p is not None and (p is None or not 0 < p <= 1):
         raise ValueError(f"top_p must be None or a number in (0, 1], got {top_p!r}")
+    return t, k, p
 
 
 def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
@@ -38,7 +55,8 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int
     Args:
         logits: floating-point tensor [vocab_size] (any device and float dtype); -inf
             means "never this token"; NaN is refused.
-        temperature: finite number >= 0. 0 means greedy (argmax, lowest id on ties;
+        temperature: finite number >= 0 (Python or numpy number, or a 0-d tensor, as
+            ``top_k`` and ``top_p``). 0 means greedy (argmax, lowest id on ties;
             ``top_k``/``top_p`` are then irrelevant); otherwise scores are divided by it
             (< 1 sharpens, > 1 flattens).
         top_k: None or an int >= 1: keep the k highest scores (and any tied with the
@@ -58,7 +76,7 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int
             everywhere; ``temperature``, ``top_k`` or ``top_p`` out of range (the message
             names the parameter).
     """
-    check_sampling(temperature, top_k, top_p)
+    temperature, top_k, top_p = check_sampling(temperature, top_k, top_p)
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise TypeError(f"logits must be a floating-point tensor [vocab_size], got {type(logits).__name__}"
                         + (f" of dtype {logits.dtype}" if isinstance(logits, torch.Tensor) else ""))

@@ -149,8 +149,8 @@ def lm_loss(model: LanguageModel, window: torch.Tensor) -> torch.Tensor:
         ValueError: ``window`` not [B, seq_len + 1] (or, for dense/ECP, a length outside
             [2, seq_len + 1]), or a token id outside [0, vocab_size).
 
-    Source: arXiv 2412.06106 (as specified in ARCHITECTURES.md §3–6) (ECP and dense score every position, the
-    PerceiverAR family only the latents); ARCHITECTURES.md.
+    Source: arXiv 2412.06106; ARCHITECTURES.md §3–6 (ECP and dense score every position, the
+    PerceiverAR family only the latents).
     """
     if not isinstance(window, torch.Tensor) or window.dtype not in (torch.int64, torch.int32):
         got = f"dtype {window.dtype}" if isinstance(window, torch.Tensor) else type(window).__name__

@@ -49,9 +49,19 @@ class CompressedPerceiverAR(LanguageModel):
             self.compress.weight.copy_(pool / pool.sum(dim=1, keepdim=True))
         self.register_buffer("mask_full", mask_matrix(enhanced_rule(C), N), persistent=False)
         self.register_buffer("mask_compressed", mask_matrix(enhanced_rule(Cc), Cc + M), persistent=False)
-        centres = (torch.arange(Cc, dtype=torch.float32) + 0.5) * C / Cc - 0.5
-        positions = torch.cat([centres, torch.arange(C, N, dtype=torch.float32)])
-        self.register_buffer("compressed_positions", positions, persistent=False)
+
+    @property
+    def compressed_positions(self) -> torch.Tensor:
+        """float64 [C' + M] RoPE positions after compression: slot c sits at the centre of the
+        tokens it starts out averaging, (c + 1/2) C / C' - 1/2; the latents keep C .. N - 1.
+
+        Computed on demand in float64 rather than stored as a buffer, so that
+        ``model.to(torch.bfloat16)`` cannot round them (bf16 has 8 significant bits: at
+        N = 2048 it would merge positions 2043 .. 2047).
+        """
+        C, Cc, N = self.config.context_len, self.config.compressed_len, self.config.seq_len
+        centres = (torch.arange(Cc, dtype=torch.float64) + 0.5) * C / Cc - 0.5
+        return torch.cat([centres, torch.arange(C, N, dtype=torch.float64)])
 
     @property
     def num_predicted(self) -> int:
@@ -63,7 +73,7 @@ class CompressedPerceiverAR(LanguageModel):
         # [B, C, d] -> [B, C', d]: the linear map acts on the sequence axis.
         context = self.compress(x[:, :C].transpose(1, 2)).transpose(1, 2)
         x = torch.cat([context, x[:, C:]], dim=1)
-        rope = self.rope(self.compressed_positions)
+        rope = self.rope(self.compressed_positions.to(x.device))
         attend = masked_attend(self.mask_compressed)
         for block in self.blocks[1:]:
             x = block(x, rope, attend)

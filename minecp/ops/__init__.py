@@ -20,6 +20,7 @@ import os
 
 import torch
 
+from ..config import to_int
 from .ecp_torch import ecp_attention_torch
 
 BACKENDS = ("auto", "torch", "flex", "triton")
@@ -83,8 +84,9 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
     return "torch"
 
 
-def _check_inputs(q, k, v, segment_len, scale) -> float | None:
-    """Validate :func:`ecp_attention`'s arguments for every backend; return the scale."""
+def _check_inputs(q, k, v, segment_len, scale) -> tuple[int, float | None]:
+    """Validate :func:`ecp_attention`'s arguments for every backend; return the segment
+    length and the scale as builtin int and float (or None)."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(t).__name__}"
@@ -97,22 +99,24 @@ def _check_inputs(q, k, v, segment_len, scale) -> float | None:
         raise TypeError(f"q, k, v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if not (q.device == k.device == v.device):
         raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
-    if not isinstance(segment_len, int) or isinstance(segment_len, bool):
+    S = to_int(segment_len)                    # builtin int, or None
+    if S is None:
         raise TypeError(f"segment_len must be an int, got {type(segment_len).__name__} ({segment_len!r})")
-    if segment_len < 1:
-        raise ValueError(f"segment_len must be >= 1, got {segment_len}")
+    if S < 1:
+        raise ValueError(f"segment_len must be >= 1, got {S}")
     N, D = q.shape[2], q.shape[3]
-    if N < 1 or N % segment_len != 0:
-        raise ValueError(f"sequence length N={N} must be a positive multiple of segment_len={segment_len}")
+    if N < 1 or N % S != 0:
+        raise ValueError(f"sequence length N={N} must be a positive multiple of segment_len={S}")
     if D < 1:
         raise ValueError(f"head_dim D (last dim of q) must be >= 1, got {D}")
     if scale is None:
-        return None
+        return S, None
+    # Not a tensor: float() would silently cut a learnable scale off the autograd graph.
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise TypeError(f"scale must be None or a real number, got {type(scale).__name__} ({scale!r})")
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be None or a finite number > 0, got {scale!r}")
-    return float(scale)
+    return S, float(scale)
 
 
 def ecp_attention(
@@ -123,7 +127,7 @@ def ecp_attention(
     backend: str = "auto",
     scale: float | None = None,
 ) -> torch.Tensor:
-    """ECP pairwise segment attention (arXiv 2412.06106 (as specified in ARCHITECTURES.md §6)).
+    """ECP pairwise segment attention (arXiv 2412.06106; ARCHITECTURES.md §6).
 
     Query i sees key j iff ``j <= i`` and ``i // S - j // S <= 1`` (S = ``segment_len``),
     i.e. :func:`minecp.masks.ecp_rule`. Work and memory are O(N * S), never O(N^2)
@@ -132,18 +136,19 @@ def ecp_attention(
     Args:
         q, k, v: float tensors [B, H, N, D] of one shape, dtype and device; N >= 1 a
             multiple of S.
-        segment_len: S, an int >= 1.
+        segment_len: S, an int >= 1 (a Python or numpy int or a 0-d integer tensor).
         backend: one of "auto", "torch", "flex", "triton". "auto" picks "triton" on CUDA
             for fp16/bf16 inputs the kernel supports (D in (32, 64, 128), S >= 16), else
             "torch"; see :func:`resolve_backend`.
-        scale: softmax scale, a finite real > 0; default ``1 / sqrt(D)``.
+        scale: softmax scale, a finite real > 0 (a Python or numpy number, not a
+            tensor); default ``1 / sqrt(D)``.
 
     Returns:
         Tensor [B, H, N, D] with the dtype of ``q``.
 
     Raises:
         TypeError: q, k or v not a floating-point tensor, or of different dtypes; a
-            non-int ``segment_len``; a non-real ``scale``.
+            non-int ``segment_len`` (a bool or a float); a non-real ``scale``.
         ValueError: q, k, v not all [B, H, N, D] of one shape, on different devices;
             ``segment_len`` < 1; N = 0 or not a multiple of ``segment_len``; D = 0;
             ``scale`` not finite or <= 0; an unknown ``backend``; "triton" on a CPU
@@ -153,7 +158,7 @@ def ecp_attention(
         :func:`minecp.ops.ecp_triton.ecp_attention_triton`).
     """
     check_backend(backend)
-    scale = _check_inputs(q, k, v, segment_len, scale)
+    segment_len, scale = _check_inputs(q, k, v, segment_len, scale)
     backend = resolve_backend(backend, q.device, q.dtype, q.shape[-1], segment_len)
     if backend == "torch":
         return ecp_attention_torch(q, k, v, segment_len, scale)
