@@ -184,30 +184,6 @@ def test_resolve_device_names():
             resolve_device("mps")
 
 
-class DivergingTask(LMTask):
-    """An LM task whose loss turns NaN from training step ``bad_step`` (1-based) on."""
-
-    def __init__(self, *args, bad_step):
-        super().__init__(*args)
-        self.calls, self.bad_step = 0, bad_step
-
-    def loss(self, model, window):
-        self.calls += 1
-        loss = super().loss(model, window)
-        return loss * math.nan if self.calls >= self.bad_step else loss
-
-
-def test_non_finite_loss_stops_before_saving(tmp_path):
-    data = tokens()
-    config = cfg(steps=6, save_every=2, log_every=5, eval_every=100, dropout=0.0)
-    t = Trainer(config, DivergingTask(data, data[:300], 16, bad_step=3), V, tmp_path, progress=False)
-    with pytest.raises(FloatingPointError, match=r"training diverged: the gradient norm became nan at step 3"):
-        t.fit()
-    # the step-2 checkpoint (finite loss) is still there, not replaced by NaN weights
-    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert saved["step"] == 2 and all(v.isfinite().all() for v in saved["model"].values())
-
-
 class _InfGrad(torch.autograd.Function):
     """Identity forward, infinite gradient backward: a finite loss whose backward overflows."""
 
@@ -220,25 +196,30 @@ class _InfGrad(torch.autograd.Function):
         return g * math.inf
 
 
-class OverflowingGradTask(LMTask):
-    """The loss stays finite, but from call ``bad_step`` on its gradient is infinite."""
+class FaultyTask(LMTask):
+    """An LM task whose loss goes wrong from training step ``bad_step`` (1-based) on:
+    ``fault="nan"`` makes the loss NaN, ``fault="inf_grad"`` keeps it finite but makes its
+    gradient infinite (an overflow in the backward pass)."""
 
-    def __init__(self, *args, bad_step):
+    def __init__(self, *args, bad_step, fault):
         super().__init__(*args)
-        self.calls, self.bad_step = 0, bad_step
+        self.calls, self.bad_step, self.fault = 0, bad_step, fault
 
     def loss(self, model, window):
         self.calls += 1
         loss = super().loss(model, window)
-        return _InfGrad.apply(loss) if self.calls >= self.bad_step else loss
+        if self.calls < self.bad_step:
+            return loss
+        return loss * math.nan if self.fault == "nan" else _InfGrad.apply(loss)
 
 
-@pytest.mark.parametrize("grad_clip", [1.0, 0.0])
-def test_non_finite_gradient_is_never_applied_or_saved(tmp_path, grad_clip):
-    """A finite loss with an overflowing backward: the update is refused, the step-2 checkpoint stays."""
+@pytest.mark.parametrize("fault,grad_clip", [("nan", 1.0), ("inf_grad", 1.0), ("inf_grad", 0.0)])
+def test_non_finite_update_is_never_applied_or_saved(tmp_path, fault, grad_clip):
+    """NaN loss, or a finite loss with an overflowing backward: the update is refused, the
+    weights stay finite, and the step-2 checkpoint is not replaced."""
     data = tokens()
     config = cfg(steps=6, save_every=2, log_every=5, eval_every=100, dropout=0.0, grad_clip=grad_clip)
-    t = Trainer(config, OverflowingGradTask(data, data[:300], 16, bad_step=3), V, tmp_path, progress=False)
+    t = Trainer(config, FaultyTask(data, data[:300], 16, bad_step=3, fault=fault), V, tmp_path, progress=False)
     with pytest.raises(FloatingPointError, match=r"training diverged: the gradient norm became (inf|nan) at step 3"):
         t.fit()
     assert all(p.isfinite().all() for p in t.model.parameters())      # the bad update was not applied
