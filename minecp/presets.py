@@ -142,13 +142,6 @@ class TrainConfig:
             number(name, to_int, "an int >= 1", lambda v: v >= 1)
         for name in ("warmup_steps", "seed"):
             number(name, to_int, "an int >= 0", lambda v: v >= 0)
-        # Model fields: only the type here (ValueError, like every field); ModelConfig checks the ranges.
-        for name in ("seq_len", "d_model", "n_heads", "n_layers", "mlp_ratio", "num_segments",
-                     "context_segments", "context_shift"):
-            number(name, to_int, "an int")
-        for name in ("latent_len", "compressed_len"):
-            number(name, to_int, "None (default) or an int", optional=True)
-        number("dropout", to_real, "a float in [0, 1)", lambda v: 0 <= v < 1)
         if self.dataset == "copy":
             need(self.vocab_size >= 2, "vocab_size", "an int >= 2 for the copy task (with one symbol "
                  "there is nothing to copy)")
@@ -164,17 +157,29 @@ class TrainConfig:
         check_device_name(self.device)
         need(self.precision in ("auto", "fp32", "bf16"), "precision", "one of auto, fp32, bf16")
         need(isinstance(self.compile, bool), "compile", "a bool")
-        self.model_config(vocab_size=max(self.vocab_size, 2))  # validate the model shape early
+        # The model fields: ModelConfig checks them (types and ranges, one set of rules) and
+        # turns numpy / 0-d tensor numbers into builtins; keep its plain values. A wrong type
+        # is a ValueError here like every other field (the CLI prints ValueErrors as errors).
+        try:
+            model = self.model_config(vocab_size=max(self.vocab_size, 2))
+        except TypeError as e:
+            raise ValueError(str(e)) from None
+        for name in _MODEL_FIELDS:
+            if getattr(self, name) is not None:  # None = ModelConfig's derived default: keep None
+                setattr(self, name, getattr(model, name))
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The :class:`minecp.ModelConfig` of this run for a tokenizer of ``vocab_size`` ids."""
-        names = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
-        return ModelConfig(vocab_size=vocab_size, **{k: v for k, v in asdict(self).items() if k in names})
+        return ModelConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in _MODEL_FIELDS})
 
     def to_dict(self) -> dict:
         """Plain dict (checkpoints, metrics)."""
         return asdict(self)
 
+
+#: The TrainConfig fields that are ModelConfig fields (vocab_size comes from the tokenizer).
+_MODEL_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name in {g.name for g in fields(ModelConfig)}
+                      and f.name != "vocab_size")
 
 #: Named presets: overrides of the :class:`TrainConfig` defaults.
 PRESETS: dict[str, dict] = {
