@@ -617,12 +617,6 @@ def _ecp_bwd_dq_kernel(Q, K, V, DO, DQ, STATS, Delta,
 _INTERPRET_AT_IMPORT = type(_ecp_fwd_kernel).__name__ == "InterpretedFunction"
 
 
-def _version(text: str) -> tuple[int, int]:
-    """(major, minor) of a version string such as '3.6.0' or '2.4.0rc1'."""
-    major, minor = (text.split(".") + ["0"])[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-
-
 def check_interpreter_compatible(triton_version: str | None = None, numpy_version: str | None = None) -> None:
     """Fail early, with the fix, on a Triton interpreter that cannot run these kernels.
 
@@ -637,10 +631,11 @@ def check_interpreter_compatible(triton_version: str | None = None, numpy_versio
         RuntimeError: Triton < 3.7 together with NumPy >= 2.4.
     """
     import numpy
+    from packaging.version import Version
 
-    tv = _version(triton_version or triton.__version__)
-    nv = _version(numpy_version or numpy.__version__)
-    if tv < (3, 7) and nv >= (2, 4):
+    tv = Version(triton_version or triton.__version__)
+    nv = Version(numpy_version or numpy.__version__)
+    if tv < Version("3.7") and nv >= Version("2.4.0rc0"):
         raise RuntimeError(
             f"Triton {triton_version or triton.__version__}'s CPU interpreter (TRITON_INTERPRET=1) cannot "
             f"run with NumPy {numpy_version or numpy.__version__}: install triton>=3.7 or numpy<2.4 "
