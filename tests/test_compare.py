@@ -8,6 +8,7 @@ a temporary cache, so the tests never touch the repository's data/cache.
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,9 @@ def test_copy_study_and_errors(tmp_path, capsys):
     assert [r["config"]["num_segments"] for r in recs[:2]] == [8, 4]
     assert all(0 <= r["final"]["accuracy"] <= 1 and r["targets_per_window"] == 32 for r in recs)
     assert (out / "copy_val_vs_tokens.png").is_file()
+    # provenance: the commit that ran (this test runs in a git checkout: CI clones one)
+    if (ROOT / ".git").exists():
+        assert all(re.fullmatch(r"[0-9a-f]{7,40}(\+changes)?", r["commit"]) for r in recs)
     capsys.readouterr()
     assert main(["--model", "ecp", "--out", str(tmp_path / "x")]) == 2
     assert "--models" in capsys.readouterr().err

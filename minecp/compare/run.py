@@ -123,7 +123,27 @@ def _environment(device: torch.device) -> dict:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
     return {"device": device.type, "device_name": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "host_cpus": os.cpu_count(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "host_cpus": os.cpu_count(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "commit": source_commit()}
+
+
+def source_commit() -> str | None:
+    """The git commit of the minecp code that ran, "+changes" appended when the package's
+    files differ from it; None outside a git checkout (e.g. an installed wheel)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():  # not a checkout (a site-packages parent may be another repo)
+        return None
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "minecp"], cwd=root, timeout=10).returncode
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+changes" if dirty else "")
 
 
 # -- a whole study --------------------------------------------------------------------------------
