@@ -40,12 +40,8 @@ import numpy as np
 import torch
 
 from . import viz
+from .viz._axes import _new_axes
 
-
-def _new_axes(ax, figsize):
-    if ax is not None:
-        return ax.figure, ax
-    return plt.subplots(figsize=figsize, dpi=viz.DPI)
 
 # ------------------------------------------------------------------- receptive field
 def receptive_field_rule(seq_len: int, segment_len: int, layers: int) -> torch.Tensor:

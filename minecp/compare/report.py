@@ -91,7 +91,7 @@ def plot_validation(records, x: str = "input_tokens", ax=None, dataset: str | No
     Returns:
         The Figure if a new one was created, else ``ax``.
     """
-    from .. import viz
+    from ..viz._axes import _new_axes
 
     recs = [r for r in records if r.get("kind") == "train"]
     if not recs:
@@ -99,7 +99,7 @@ def plot_validation(records, x: str = "input_tokens", ax=None, dataset: str | No
     dataset = dataset or recs[0]["dataset"]
     recs = [r for r in recs if r["dataset"] == dataset]
     created = ax is None
-    fig, ax = viz._new_axes(ax, (5.2, 3.4))
+    fig, ax = _new_axes(ax, (5.2, 3.4))
     styles, extra = ["-", "--", ":", "-."], ["#ff7f0e", "#8c564b", "#e377c2", "#bcbd22"]
     variants = list(dict.fromkeys(r["arm"] for r in recs if r["arm"] != r["model"]))  # e.g. two ECP arms
     kind = recs[0]["task"]
