@@ -1,18 +1,40 @@
 """Sequence classification with a minecp language model as the trunk (sCIFAR-10).
 
 sCIFAR-10 (Long Range Arena, Tay et al. 2021) flattens a 32x32 image into a sequence of
-pixel values and asks for its class. Any of our language models reads the sequence
-causally, so its *last* position has seen every pixel: a linear head on that position's
-final hidden state gives the class logits, trained with cross-entropy.
+pixel values and asks for its class. Every trunk reads the sequence causally, so its *last*
+position is the one that may have seen every pixel: a linear head on that position's final
+hidden state gives the class logits, trained with cross-entropy.
+
+"May": dense attention and the PerceiverAR family let the last position see the whole
+window, but ECP's last position sees back only to the start of segment s - 1 - L after L
+layers (s segments; ../shared/docs/ARCHITECTURES.md §6). Unless L >= s - 1 the first
+segments of the image cannot influence the class; :func:`last_position_reach` computes
+how much is seen and :class:`SequenceClassifier` warns when it is not everything.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .models import LanguageModel
+
+
+def last_position_reach(backbone: LanguageModel) -> int:
+    """How many of the N window positions the backbone's last output position depends on.
+
+    N for dense attention and the PerceiverAR family. For ECP with s segments of S and L
+    layers: N - S * max(0, s - 1 - L) (the receptive field of ARCHITECTURES.md §6 at
+    position N - 1), so all N exactly when L >= s - 1.
+    """
+    cfg = backbone.config
+    if getattr(backbone, "name", None) != "ecp":
+        return cfg.seq_len
+    s = cfg.num_segments
+    return cfg.seq_len - (cfg.seq_len // s) * max(0, s - 1 - cfg.n_layers)
 
 
 class SequenceClassifier(nn.Module):
@@ -23,12 +45,26 @@ class SequenceClassifier(nn.Module):
         num_classes: number of classes (>= 2).
 
     ``model(idx)`` with idx LongTensor [B, N] returns float logits [B, num_classes].
+
+    Raises:
+        ValueError: ``num_classes`` is not an int >= 2.
+
+    Warns:
+        UserWarning: an ECP backbone whose last position cannot see the first positions
+            (n_layers < num_segments - 1; see :func:`last_position_reach`).
     """
 
     def __init__(self, backbone: LanguageModel, num_classes: int):
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        N, reach = backbone.config.seq_len, last_position_reach(backbone)
+        if reach < N:
+            cfg = backbone.config
+            warnings.warn(f"the classifier reads ECP's last position, which sees only the last {reach} of {N} "
+                          f"positions with n_layers={cfg.n_layers} and num_segments={cfg.num_segments}: the "
+                          f"first {N - reach} cannot affect the class. Use n_layers >= num_segments - 1 "
+                          f"(here >= {cfg.num_segments - 1}) or fewer num_segments.", UserWarning, stacklevel=2)
         self.backbone = backbone
         self.head = nn.Linear(backbone.config.d_model, num_classes)
         nn.init.normal_(self.head.weight, std=0.02)
