@@ -30,11 +30,13 @@
 #      six models at N = 2048 .. 16384 (16,384 tokens per call)
 #   4  WikiText-103 (the mirror's train split is a 0.5 % prefix: say so with any figure),
 #      N = 1024, S = 256, 400 steps x 16: ecp, perceiver_ar, dense; then the copy task at
-#      N = 1024, 4 layers, d = 256 with two ECP arms whose receptive field (L+1)S is shorter
-#      / L*S longer than the copy distance N/2, plus dense and perceiver_ar
+#      N = 1024, 4 layers, d = 256 with three ECP arms: receptive field (L+1)S shorter than
+#      the copy distance N/2 (S = 64), L*S long enough with a 4-hop relay (S = 128) and with a
+#      2-hop relay (S = 256); plus dense and perceiver_ar
 #   5  sCIFAR-10 (plain_text, lossy JPEG mirror; first 30,000 train images: 25,000 train +
 #      5,000 validation; 10,000 test), gray 1,024-pixel sequences, d = 256, 4 layers,
-#      1,500 steps x 64 images: ecp, perceiver_ar, dense
+#      S = 256 (4 segments: with L >= s - 1 ECP's last position, which the classifier reads,
+#      sees every pixel), 1,500 steps x 64 images: ecp, perceiver_ar, dense
 # Nothing here has been run on a GPU yet: the token budgets are sized from estimates, and the
 # guard defers whatever does not fit to a rerun of the same stage.
 #
@@ -59,7 +61,7 @@ WIKI=(--dataset wikitext-103 --preset gpu-small --tokenizer bpe --vocab-size 819
 COPY=(--dataset copy --preset gpu-small --vocab-size 64 --seq-len 1024 --d-model 256 --n-heads 4 --n-layers 4
       --batch-size 32 --steps 1500 --warmup-steps 100 --eval-every 250 --copy-reach --copy-eval-batches 8)
 SCIFAR=(--dataset scifar10 --preset gpu-small --max-images 30000 --d-model 256 --n-heads 4 --n-layers 4
-        --num-segments 8 --batch-size 64 --steps 1500 --warmup-steps 100 --eval-every 250 --val-images 5000)
+        --num-segments 4 --batch-size 64 --steps 1500 --warmup-steps 100 --eval-every 250 --val-images 5000)
 
 data() {  # data() <bundle dir>: read the bundle when it is there, else the hub-layout mirror
     if [ -d "$BUNDLES/$1" ]; then echo "--bundle $BUNDLES/$1"; fi

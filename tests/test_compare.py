@@ -16,8 +16,8 @@ import torch
 
 import minecp
 from minecp import compare
-from minecp.compare import (ResultStore, copy_reachable_fraction, cost_model_config, downsample_gray, ecp_reach,
-                            main)
+from minecp.compare import (ResultStore, copy_reach_arms, copy_reachable_fraction, cost_model_config, downsample_gray,
+                            ecp_reach, main)
 from minecp.presets import get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +154,15 @@ def test_copy_reach_matches_the_model():
             seen += bool(g[0, j - N // 2 + 1].abs().sum() > 0)  # the copy source of target j
         assert seen / (N // 2) == copy_reachable_fraction(N, S, L), (N, S, L)
     assert ecp_reach(256, 12) == (3072, 3327)
+
+
+def test_copy_reach_arms():
+    """Out of reach, in reach at the smallest S (L hops) and, for L > 2, in reach within 2 hops."""
+    arms = lambda **kw: [o["num_segments"] for _, o in copy_reach_arms(get_preset("cpu-small", dataset="copy", **kw))]  # noqa: E731
+    assert arms(seq_len=128, n_layers=2) == [8, 4]       # S = 16 out of reach; S = 32 in reach, 2 hops
+    assert arms(seq_len=128, n_layers=4) == [16, 8, 4]   # S = 8 out; S = 16 in reach (4 hops); S = 32 (2 hops)
+    for L, segments in [(2, [8, 4]), (4, [16, 8, 4])]:
+        assert [copy_reachable_fraction(128, 128 // s, L) for s in segments] == [0.0] + [1.0] * (len(segments) - 1)
 
 
 def test_store_ignores_a_torn_line(tmp_path):

@@ -33,14 +33,17 @@ def copy_reachable_fraction(seq_len: int, segment_len: int, n_layers: int) -> fl
 
 
 def copy_reach_arms(cfg: TrainConfig) -> list[tuple[str, dict]]:
-    """Two ECP variants for the copy task: receptive field shorter and longer than N/2.
+    """ECP variants for the copy task: receptive field shorter and longer than N/2.
 
     Picks, among segment counts s dividing N, the largest s whose every copy source is
     visible (:func:`copy_reachable_fraction` = 1) and the smallest s none of whose
-    sources is (fraction = 0).
+    sources is (fraction = 0). The first needs the longest relay: a source about L
+    segments back crosses L segment borders, one per layer. When that is more than two,
+    a third arm with s = 4 (S = N/4, sources two segments back) separates "in reach" from
+    "in reach within two hops" (on the CPU a 4-layer ECP learned the second, not the first).
 
     Returns:
-        [(label, overrides)], e.g. [("ecp S=16 reach<copy", {"num_segments": 8}), ...].
+        [(label, overrides)], e.g. [("ecp S=16 ((L+1)S=48<copy 64)", {"num_segments": 8}), ...].
 
     Raises:
         ValueError: no such pair of segment counts for this N and depth.
@@ -54,8 +57,11 @@ def copy_reach_arms(cfg: TrainConfig) -> list[tuple[str, dict]]:
                          f"{N // 2} and one that covers it, at N={N} and {L} layers; use a longer --seq-len or "
                          "fewer --n-layers")
     s_long, s_short = max(full), min(none)
-    return [(f"ecp S={N // s_short} ((L+1)S={(L + 1) * (N // s_short)}<copy {N // 2})", {"num_segments": s_short}),
+    arms = [(f"ecp S={N // s_short} ((L+1)S={(L + 1) * (N // s_short)}<copy {N // 2})", {"num_segments": s_short}),
             (f"ecp S={N // s_long} (LS={L * (N // s_long)}>=copy {N // 2})", {"num_segments": s_long})]
+    if L > 2 and N % 4 == 0 and s_long != 4:  # s = 4 is in reach whenever L >= 2
+        arms.append((f"ecp S={N // 4} (LS={L * (N // 4)}>=copy {N // 2}, 2 hops)", {"num_segments": 4}))
+    return arms
 
 
 def study_arms(models, cfg: TrainConfig, options: CompareOptions) -> list[tuple[str, str, dict]]:
