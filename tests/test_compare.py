@@ -187,3 +187,15 @@ def test_cost_config_and_downsample():
     x = np.arange(1024, dtype=np.int64).reshape(1, 1024) % 256
     y = downsample_gray(x.astype(np.uint8), 16)
     assert y.shape == (1, 256) and y[0, 0] == (0 + 1 + 32 + 33 + 2) // 4
+
+
+def test_arm_labels_tell_configurations_apart():
+    """One arm under two configurations gets the differing fields in its label, in plots and tables."""
+    def rec(arm, seed, chash, segments):
+        return {"kind": "train", "dataset": "scifar10", "arm": arm, "model": arm, "seed": seed,
+                "config_hash": chash, "key": f"scifar10|{arm}|seed{seed}|{chash}",
+                "config": {"num_segments": segments, "seed": seed, "d_model": 64}}
+    recs = [rec("ecp", 0, "a", 8), rec("ecp", 1, "a", 8), rec("ecp", 0, "b", 4), rec("dense", 0, "a", 8)]
+    labels = compare.arm_labels(recs)
+    assert [labels[r["key"]] for r in recs] == ["ecp (num_segments=8)", "ecp (num_segments=8)",
+                                               "ecp (num_segments=4)", "dense"]

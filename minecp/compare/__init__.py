@@ -48,6 +48,7 @@ from .cost import activation_bytes, cost_model_config, measure_cost, synchronize
 from .data import StudyData, downsample_gray, export_bundle, load_data
 from .report import (
                     COLORS,
+                    arm_labels,
                     cost_table,
                     markdown_table,
                     plot_cost,
@@ -70,7 +71,7 @@ from .store import (
 __all__ = [
     "COLORS", "COMPARE_VERSION", "RECORDS_NAME", "SCIFAR_MODELS", "TINY", "TINY_WINDOW",
     "CompareOptions", "ResultStore", "StudyData",
-    "activation_bytes", "add_arguments", "cell_key", "cmd_compare", "config_hash", "copy_reach_arms",
+    "activation_bytes", "add_arguments", "arm_labels", "cell_key", "cmd_compare", "config_hash", "copy_reach_arms",
     "copy_reachable_fraction", "cost_model_config", "cost_table", "downsample_gray", "ecp_reach",
     "evaluate_cell", "export_bundle", "headline", "load_data", "loss_by_position", "main", "markdown_table",
     "measure_cost", "plot_cost", "plot_study", "plot_validation", "register_cli", "run_cell", "run_study",

@@ -10,6 +10,26 @@ from .scoring import headline
 
 
 # -- tables and plots ---------------------------------------------------------------------------
+def arm_labels(records) -> dict[str, str]:
+    """{record key: label} of training records: the arm name, plus the configuration fields
+    that differ when the same arm of a dataset ran under several configurations, e.g.
+    "ecp (num_segments=4)" and "ecp (num_segments=8)"; seeds do not count as a difference."""
+    groups: dict[tuple, list] = {}
+    for r in records:
+        if r.get("kind") == "train":
+            groups.setdefault((r["dataset"], r["arm"]), []).append(r)
+    labels = {}
+    for (_, arm), rs in groups.items():
+        differ = []
+        if len({r["config_hash"] for r in rs}) > 1:
+            differ = sorted(k for k in rs[0]["config"] if k != "seed"
+                            and len({repr(r["config"].get(k)) for r in rs}) > 1)
+        for r in rs:
+            labels[r["key"]] = arm + (" (" + ", ".join(f"{k}={r['config'].get(k)}" for k in differ) + ")"
+                                      if differ else "")
+    return labels
+
+
 def summary(records, dataset: str | None = None) -> list[dict]:
     """One row per (dataset, config hash, arm): mean and every seed's final figure.
 
@@ -24,12 +44,12 @@ def summary(records, dataset: str | None = None) -> list[dict]:
     for r in records:
         if r.get("kind") == "train" and (dataset is None or r["dataset"] == dataset):
             groups.setdefault((r["dataset"], r["config_hash"], r["arm"]), []).append(r)
-    rows = []
+    rows, labels = [], arm_labels(records)
     for (ds, chash, arm), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
         finals = [headline(r["final"], r["task"]) for r in rs]
         peak = rs[0]["memory"]["cuda_peak_bytes"]
-        rows.append({"dataset": ds, "arm": arm, "model": rs[0]["model"], "task": rs[0]["task"], "config_hash": chash,
+        rows.append({"dataset": ds, "arm": labels[rs[0]["key"]], "model": rs[0]["model"], "task": rs[0]["task"], "config_hash": chash,
                      "device": rs[0].get("device_name", "?"), "seeds": [r["seed"] for r in rs],
                      "final": statistics.fmean(finals), "finals": finals, "baselines": rs[0]["final"].get("baselines"),
                      "params": rs[0]["params"], "input_tokens": rs[0]["input_tokens"],
@@ -101,12 +121,14 @@ def plot_validation(records, x: str = "input_tokens", ax=None, dataset: str | No
     created = ax is None
     fig, ax = _new_axes(ax, (5.2, 3.4))
     styles, extra = ["-", "--", ":", "-."], ["#ff7f0e", "#8c564b", "#e377c2", "#bcbd22"]
-    variants = list(dict.fromkeys(r["arm"] for r in recs if r["arm"] != r["model"]))  # e.g. two ECP arms
+    labels = arm_labels(recs)  # "ecp (num_segments=4)" when one arm ran under several configs
+    variants = list(dict.fromkeys(labels[r["key"]] for r in recs if labels[r["key"]] != r["model"]))
     kind = recs[0]["task"]
     for r in recs:
-        color = COLORS.get(r["model"]) if r["arm"] == r["model"] else extra[variants.index(r["arm"]) % len(extra)]
+        label = labels[r["key"]]
+        color = COLORS.get(r["model"]) if label == r["model"] else extra[variants.index(label) % len(extra)]
         ax.plot([p[x] for p in r["curve"]], [p["val"] for p in r["curve"]], styles[r["seed"] % len(styles)],
-                marker=".", ms=3, color=color, label=f"{r['arm']} s{r['seed']}")
+                marker=".", ms=3, color=color, label=f"{label} s{r['seed']}")
     unit = {"input_tokens": "input tokens seen", "target_tokens": "target positions trained on",
             "train_wall_s": "training wall time (s)"}
     ax.set_xlabel(unit.get(x, x))
