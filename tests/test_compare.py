@@ -158,7 +158,9 @@ def test_copy_reach_matches_the_model():
 
 def test_copy_reach_arms():
     """Out of reach, in reach at the smallest S (L hops) and, for L > 2, in reach within 2 hops."""
-    arms = lambda **kw: [o["num_segments"] for _, o in copy_reach_arms(get_preset("cpu-small", dataset="copy", **kw))]  # noqa: E731
+    def arms(**kw):
+        return [o["num_segments"] for _, o in copy_reach_arms(get_preset("cpu-small", dataset="copy", **kw))]
+
     assert arms(seq_len=128, n_layers=2) == [8, 4]       # S = 16 out of reach; S = 32 in reach, 2 hops
     assert arms(seq_len=128, n_layers=4) == [16, 8, 4]   # S = 8 out; S = 16 in reach (4 hops); S = 32 (2 hops)
     for L, segments in [(2, [8, 4]), (4, [16, 8, 4])]:
@@ -191,11 +193,9 @@ def test_cost_config_and_downsample():
 
 def test_arm_labels_tell_configurations_apart():
     """One arm under two configurations gets the differing fields in its label, in plots and tables."""
-    def rec(arm, seed, chash, segments):
+    def rec(arm, seed, segments):  # run_cell records carry no key or hash: only the config counts
         return {"kind": "train", "dataset": "scifar10", "arm": arm, "model": arm, "seed": seed,
-                "config_hash": chash, "key": f"scifar10|{arm}|seed{seed}|{chash}",
                 "config": {"num_segments": segments, "seed": seed, "d_model": 64}}
-    recs = [rec("ecp", 0, "a", 8), rec("ecp", 1, "a", 8), rec("ecp", 0, "b", 4), rec("dense", 0, "a", 8)]
-    labels = compare.arm_labels(recs)
-    assert [labels[r["key"]] for r in recs] == ["ecp (num_segments=8)", "ecp (num_segments=8)",
-                                               "ecp (num_segments=4)", "dense"]
+    recs = [rec("ecp", 0, 8), rec("ecp", 1, 8), rec("ecp", 0, 4), rec("dense", 0, 8), {"kind": "cost"}]
+    assert compare.arm_labels(recs) == ["ecp (num_segments=8)", "ecp (num_segments=8)", "ecp (num_segments=4)",
+                                        "dense", None]

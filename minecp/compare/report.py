@@ -10,23 +10,24 @@ from .scoring import headline
 
 
 # -- tables and plots ---------------------------------------------------------------------------
-def arm_labels(records) -> dict[str, str]:
-    """{record key: label} of training records: the arm name, plus the configuration fields
-    that differ when the same arm of a dataset ran under several configurations, e.g.
-    "ecp (num_segments=4)" and "ecp (num_segments=8)"; seeds do not count as a difference."""
-    groups: dict[tuple, list] = {}
-    for r in records:
+def arm_labels(records) -> list[str | None]:
+    """The legend label of each record, in order (None for records that are not "train").
+
+    The arm name, plus the configuration fields that differ when the same arm of a dataset
+    ran under several configurations, e.g. "ecp (num_segments=4)" and "ecp (num_segments=8)";
+    the seed does not count as a difference.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(records):
         if r.get("kind") == "train":
-            groups.setdefault((r["dataset"], r["arm"]), []).append(r)
-    labels = {}
-    for (_, arm), rs in groups.items():
-        differ = []
-        if len({r["config_hash"] for r in rs}) > 1:
-            differ = sorted(k for k in rs[0]["config"] if k != "seed"
-                            and len({repr(r["config"].get(k)) for r in rs}) > 1)
-        for r in rs:
-            labels[r["key"]] = arm + (" (" + ", ".join(f"{k}={r['config'].get(k)}" for k in differ) + ")"
-                                      if differ else "")
+            groups.setdefault((r["dataset"], r["arm"]), []).append(i)
+    labels: list[str | None] = [None] * len(records)
+    for (_, arm), members in groups.items():
+        configs = [records[i]["config"] for i in members]
+        differ = sorted(k for k in configs[0] if k != "seed" and len({repr(c.get(k)) for c in configs}) > 1)
+        for i in members:
+            c = records[i]["config"]
+            labels[i] = arm + (" (" + ", ".join(f"{k}={c.get(k)}" for k in differ) + ")" if differ else "")
     return labels
 
 
@@ -41,16 +42,17 @@ def summary(records, dataset: str | None = None) -> list[dict]:
         then best final figure first.
     """
     groups: dict[tuple, list] = {}
-    for r in records:
+    for r, label in zip(records, arm_labels(records)):
         if r.get("kind") == "train" and (dataset is None or r["dataset"] == dataset):
-            groups.setdefault((r["dataset"], r["config_hash"], r["arm"]), []).append(r)
-    rows, labels = [], arm_labels(records)
-    for (ds, chash, arm), rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["seed"])
+            groups.setdefault((r["dataset"], r["config_hash"], r["arm"]), []).append((r, label))
+    rows = []
+    for (ds, chash, arm), members in groups.items():
+        label = members[0][1]
+        rs = sorted((r for r, _ in members), key=lambda r: r["seed"])
         finals = [headline(r["final"], r["task"]) for r in rs]
         peak = rs[0]["memory"]["cuda_peak_bytes"]
-        rows.append({"dataset": ds, "arm": labels[rs[0]["key"]], "model": rs[0]["model"], "task": rs[0]["task"], "config_hash": chash,
-                     "device": rs[0].get("device_name", "?"), "seeds": [r["seed"] for r in rs],
+        rows.append({"dataset": ds, "arm": label, "model": rs[0]["model"], "task": rs[0]["task"],
+                     "config_hash": chash, "device": rs[0].get("device_name", "?"), "seeds": [r["seed"] for r in rs],
                      "final": statistics.fmean(finals), "finals": finals, "baselines": rs[0]["final"].get("baselines"),
                      "params": rs[0]["params"], "input_tokens": rs[0]["input_tokens"],
                      "target_tokens": rs[0]["target_tokens"],
@@ -122,10 +124,9 @@ def plot_validation(records, x: str = "input_tokens", ax=None, dataset: str | No
     fig, ax = _new_axes(ax, (5.2, 3.4))
     styles, extra = ["-", "--", ":", "-."], ["#ff7f0e", "#8c564b", "#e377c2", "#bcbd22"]
     labels = arm_labels(recs)  # "ecp (num_segments=4)" when one arm ran under several configs
-    variants = list(dict.fromkeys(labels[r["key"]] for r in recs if labels[r["key"]] != r["model"]))
+    variants = list(dict.fromkeys(label for r, label in zip(recs, labels) if label != r["model"]))
     kind = recs[0]["task"]
-    for r in recs:
-        label = labels[r["key"]]
+    for r, label in zip(recs, labels):
         color = COLORS.get(r["model"]) if label == r["model"] else extra[variants.index(label) % len(extra)]
         ax.plot([p[x] for p in r["curve"]], [p["val"] for p in r["curve"]], styles[r["seed"] % len(styles)],
                 marker=".", ms=3, color=color, label=f"{label} s{r['seed']}")

@@ -128,8 +128,9 @@ def _environment(device: torch.device) -> dict:
 
 
 def source_commit() -> str | None:
-    """The git commit of the minecp code that ran, "+changes" appended when the package's
-    files differ from it; None outside a git checkout (e.g. an installed wheel)."""
+    """The git commit of this checkout now ("+changes" appended when files under minecp/
+    differ from it or are untracked); None outside a git checkout (e.g. an installed
+    wheel). :func:`run_study` records it once, when a study starts."""
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
@@ -140,10 +141,11 @@ def source_commit() -> str | None:
                               text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "minecp"], cwd=root, timeout=10).returncode
+        status = subprocess.run(["git", "status", "--porcelain", "--", "minecp"], cwd=root, capture_output=True,
+                                text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return head.stdout.strip() + ("+changes" if dirty else "")
+    return head.stdout.strip() + ("+changes" if status.stdout.strip() else "")
 
 
 # -- a whole study --------------------------------------------------------------------------------
