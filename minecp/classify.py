@@ -26,9 +26,14 @@ from .models import LanguageModel
 def last_position_reach(backbone: LanguageModel) -> int:
     """How many of the N window positions the backbone's last output position depends on.
 
-    N for dense attention and the PerceiverAR family. For ECP with s segments of S and L
-    layers: N - S * max(0, s - 1 - L) (the receptive field of ARCHITECTURES.md §6 at
-    position N - 1), so all N exactly when L >= s - 1.
+    Args:
+        backbone: a minecp :class:`LanguageModel` fed full windows of N = ``config.seq_len``
+            tokens (ECP also accepts shorter inputs; their last position is not covered here).
+
+    Returns:
+        int in [1, N]: N for dense attention and the PerceiverAR family; for ECP with s
+        segments of S and L layers, N - S * max(0, s - 1 - L) (the receptive field of
+        ARCHITECTURES.md §6 at position N - 1), so all N exactly when L >= s - 1.
     """
     cfg = backbone.config
     if getattr(backbone, "name", None) != "ecp":

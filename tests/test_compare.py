@@ -157,12 +157,15 @@ def test_copy_reach_matches_the_model():
 
 
 def test_copy_reach_arms():
-    """Out of reach, in reach at the smallest S (L hops) and, for L > 2, in reach within 2 hops."""
+    """Out of reach, in reach at the smallest S (the longest relay) and, when that S < N/4, in reach
+    within 1-2 hops (S = N/4)."""
     def arms(**kw):
         return [o["num_segments"] for _, o in copy_reach_arms(get_preset("cpu-small", dataset="copy", **kw))]
 
     assert arms(seq_len=128, n_layers=2) == [8, 4]       # S = 16 out of reach; S = 32 in reach, 2 hops
-    assert arms(seq_len=128, n_layers=4) == [16, 8, 4]   # S = 8 out; S = 16 in reach (4 hops); S = 32 (2 hops)
+    assert arms(seq_len=128, n_layers=4) == [16, 8, 4]   # S = 8 out; S = 16 in reach (3-4 hops); S = 32 (1-2)
+    assert arms(seq_len=128, n_layers=3) == [16, 4]      # S = 32 is already the smallest S in reach
+    assert arms(seq_len=128, n_layers=6) == [16, 8, 4]   # (L+1)S - 1 = 55 < 63 at S = 8; S = 16: 3-4 of 6 layers
     for L, segments in [(2, [8, 4]), (4, [16, 8, 4])]:
         assert [copy_reachable_fraction(128, 128 // s, L) for s in segments] == [0.0] + [1.0] * (len(segments) - 1)
 
@@ -193,9 +196,13 @@ def test_cost_config_and_downsample():
 
 def test_arm_labels_tell_configurations_apart():
     """One arm under two configurations gets the differing fields in its label, in plots and tables."""
-    def rec(arm, seed, segments):  # run_cell records carry no key or hash: only the config counts
+    def rec(arm, seed, segments, **extra):  # run_cell records carry no key or hash: only the config counts
         return {"kind": "train", "dataset": "scifar10", "arm": arm, "model": arm, "seed": seed,
-                "config": {"num_segments": segments, "seed": seed, "d_model": 64}}
+                "config": {"num_segments": segments, "seed": seed, "d_model": 64, **extra}}
     recs = [rec("ecp", 0, 8), rec("ecp", 1, 8), rec("ecp", 0, 4), rec("dense", 0, 8), {"kind": "cost"}]
     assert compare.arm_labels(recs) == ["ecp (num_segments=8)", "ecp (num_segments=8)", "ecp (num_segments=4)",
                                         "dense", None]
+    # a field only some configs have counts as a difference, whatever the order
+    two = [rec("ecp", 0, 8), rec("ecp", 0, 8, dropout=0.1)]
+    assert compare.arm_labels(two) == ["ecp (dropout=None)", "ecp (dropout=0.1)"]
+    assert compare.arm_labels(two[::-1]) == ["ecp (dropout=0.1)", "ecp (dropout=None)"]

@@ -37,10 +37,12 @@ def copy_reach_arms(cfg: TrainConfig) -> list[tuple[str, dict]]:
 
     Picks, among segment counts s dividing N, the largest s whose every copy source is
     visible (:func:`copy_reachable_fraction` = 1) and the smallest s none of whose
-    sources is (fraction = 0). The first needs the longest relay: a source about L
-    segments back crosses L segment borders, one per layer. When that is more than two,
-    a third arm with s = 4 (S = N/4, sources two segments back) separates "in reach" from
-    "in reach within two hops" (on the CPU a 4-layer ECP learned the second, not the first).
+    sources is (fraction = 0). The first needs the longest relay: a source k segments
+    back reaches its target through k segment borders, one per layer ("k hops"; with
+    S = N/s and copy distance N/2 - 1, k is s/2 or s/2 - 1). When s_long > 4, a third arm
+    with s = 4 (S = N/4, sources 1-2 segments back, in reach whenever L >= 2) separates
+    "in reach" from "in reach within two hops" (on the CPU, one seed each, a 4-layer ECP
+    learned the 1-2-hop copy and not the 3-4-hop one; RESULTS.md §1.2).
 
     Returns:
         [(label, overrides)], e.g. [("ecp S=16 ((L+1)S=48<copy 64)", {"num_segments": 8}), ...].
@@ -59,7 +61,7 @@ def copy_reach_arms(cfg: TrainConfig) -> list[tuple[str, dict]]:
     s_long, s_short = max(full), min(none)
     arms = [(f"ecp S={N // s_short} ((L+1)S={(L + 1) * (N // s_short)}<copy {N // 2})", {"num_segments": s_short}),
             (f"ecp S={N // s_long} (LS={L * (N // s_long)}>=copy {N // 2})", {"num_segments": s_long})]
-    if L > 2 and N % 4 == 0 and s_long != 4:  # s = 4 is in reach whenever L >= 2
+    if L >= 2 and N % 4 == 0 and s_long > 4:  # s = 4 is in reach whenever L >= 2
         arms.append((f"ecp S={N // 4} (LS={L * (N // 4)}>=copy {N // 2}, 2 hops)", {"num_segments": 4}))
     return arms
 

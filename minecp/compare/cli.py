@@ -54,8 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scifar-size", type=int, default=32, choices=[32, 16], help="sCIFAR-10: 32 (1024 pixels) "
                    "or 16 (2x2 mean-pooled, 256 pixels)")
     p.add_argument("--val-images", type=int_at_least(1), default=1000, help="sCIFAR-10: validation images per curve point")
-    p.add_argument("--copy-reach", action="store_true", help="copy task: two ECP arms whose receptive field "
-                   "is shorter / longer than the copy distance N/2")
+    p.add_argument("--copy-reach", action="store_true", help="copy task: ECP arms whose receptive field is "
+                   "shorter / longer than the copy distance (plus a 1-2-hop arm when L > 2)")
     p.add_argument("--copy-eval-batches", type=int_at_least(1), default=8)
     p.add_argument("--cost-lengths", nargs="*", type=int_at_least(1), default=None, metavar="N",
                    help="window lengths of the cost sweep (default N, 2N, 4N, 8N for text; none otherwise)")

@@ -15,7 +15,9 @@ def arm_labels(records) -> list[str | None]:
 
     The arm name, plus the configuration fields that differ when the same arm of a dataset
     ran under several configurations, e.g. "ecp (num_segments=4)" and "ecp (num_segments=8)";
-    the seed does not count as a difference.
+    the seed does not count as a difference, a field missing from some configs does
+    (shown as None). Records that differ only in what the config does not hold (device
+    type, compare options) get equal labels.
     """
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(records):
@@ -23,10 +25,11 @@ def arm_labels(records) -> list[str | None]:
             groups.setdefault((r["dataset"], r["arm"]), []).append(i)
     labels: list[str | None] = [None] * len(records)
     for (_, arm), members in groups.items():
-        configs = [records[i]["config"] for i in members]
-        differ = sorted(k for k in configs[0] if k != "seed" and len({repr(c.get(k)) for c in configs}) > 1)
+        configs = [records[i].get("config", {}) for i in members]
+        keys = {k for c in configs for k in c} - {"seed"}
+        differ = sorted(k for k in keys if len({repr(c.get(k)) for c in configs}) > 1)
         for i in members:
-            c = records[i]["config"]
+            c = records[i].get("config", {})
             labels[i] = arm + (" (" + ", ".join(f"{k}={c.get(k)}" for k in differ) + ")" if differ else "")
     return labels
 
@@ -44,7 +47,7 @@ def summary(records, dataset: str | None = None) -> list[dict]:
     groups: dict[tuple, list] = {}
     for r, label in zip(records, arm_labels(records)):
         if r.get("kind") == "train" and (dataset is None or r["dataset"] == dataset):
-            groups.setdefault((r["dataset"], r["config_hash"], r["arm"]), []).append((r, label))
+            groups.setdefault((r["dataset"], r.get("config_hash"), r["arm"]), []).append((r, label))
     rows = []
     for (ds, chash, arm), members in groups.items():
         label = members[0][1]
@@ -61,7 +64,7 @@ def summary(records, dataset: str | None = None) -> list[dict]:
                      "cuda_peak_MiB": None if peak is None else peak / 2**20,
                      "train_wall_s": statistics.fmean(r["train_wall_s"] for r in rs)})
     sign = lambda row: row["final"] if row["task"] == "lm" else -row["final"]  # noqa: E731
-    return sorted(rows, key=lambda row: (row["dataset"], row["config_hash"], sign(row)))
+    return sorted(rows, key=lambda row: (row["dataset"], row["config_hash"] or "", sign(row)))
 
 
 def markdown_table(rows: list[dict]) -> str:

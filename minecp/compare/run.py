@@ -129,8 +129,9 @@ def _environment(device: torch.device) -> dict:
 
 def source_commit() -> str | None:
     """The git commit of this checkout now ("+changes" appended when files under minecp/
-    differ from it or are untracked); None outside a git checkout (e.g. an installed
-    wheel). :func:`run_study` records it once, when a study starts."""
+    differ from it or are untracked, "+unknown" when git cannot tell); None outside a git
+    checkout (e.g. an installed wheel). :func:`run_study` records it once, when a study
+    starts."""
     import subprocess
 
     root = Path(__file__).resolve().parents[2]
@@ -145,6 +146,8 @@ def source_commit() -> str | None:
                                 text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
+    if status.returncode != 0:
+        return head.stdout.strip() + "+unknown"  # the commit is known, the state of the files is not
     return head.stdout.strip() + ("+changes" if status.stdout.strip() else "")
 
 

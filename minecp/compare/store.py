@@ -47,8 +47,8 @@ class CompareOptions:
         val_images: validation images scored at each curve point.
         test_images: test images scored at the end (None = all loaded).
         copy_eval_batches: batches of the copy task scored at each curve point.
-        copy_reach: copy task only: replace the ECP arm by two ECP arms whose receptive
-            field is shorter / long enough for the copy distance (:func:`copy_reach_arms`).
+        copy_reach: copy task only: replace the ECP arm by ECP arms whose receptive field
+            is shorter / long enough for the copy distance (:func:`copy_reach_arms`).
     """
 
     max_books: int | None = None
