@@ -30,9 +30,9 @@
 #      six models at N = 2048 .. 16384 (16,384 tokens per call)
 #   4  WikiText-103 (the mirror's train split is a 0.5 % prefix: say so with any figure),
 #      N = 1024, S = 256, 400 steps x 16: ecp, perceiver_ar, dense; then the copy task at
-#      N = 1024, 4 layers, d = 256 with three ECP arms: receptive field (L+1)S shorter than
-#      the copy distance N/2 (S = 64), L*S long enough with a 4-hop relay (S = 128) and with a
-#      2-hop relay (S = 256); plus dense and perceiver_ar
+#      N = 1024, 4 layers, d = 256 with three ECP arms: receptive field (L+1)S - 1 shorter than
+#      the copy distance N/2 - 1 (S = 64), L*S long enough with a 3-4-hop relay (S = 128) and
+#      with a 1-2-hop relay (S = 256); plus dense and perceiver_ar
 #   5  sCIFAR-10 (plain_text, lossy JPEG mirror; first 30,000 train images: 25,000 train +
 #      5,000 validation; 10,000 test), gray 1,024-pixel sequences, d = 256, 4 layers,
 #      S = 256 (4 segments: with L >= s - 1 ECP's last position, which the classifier reads,
