@@ -11,7 +11,7 @@
 #   bash benchmarks/cpu_study.sh copy       # copy task, 2 layers: ECP reach shorter/longer  (~14 min)
 #   bash benchmarks/cpu_study.sh copy-deep  # the same at 4 layers, 3-4- and 1-2-hop relays  (~30 min)
 #   bash benchmarks/cpu_study.sh wikitext   # WikiText-103 (0.5 % train prefix)              (~3 min)
-#   bash benchmarks/cpu_study.sh scifar     # sCIFAR-10 at 16x16 gray (256 pixels)           (~16 min)
+#   bash benchmarks/cpu_study.sh scifar     # sCIFAR-10 at 16x16 gray (256 pixels)           (~32 min)
 #   bash benchmarks/cpu_study.sh plots      # tables and plots of every part
 # The times are what the runs in RESULTS.md took on a 2-core x86_64 VM with one torch thread.
 # The repository holds those runs' records, so a rerun into results/ skips every finished cell:
@@ -56,7 +56,7 @@ case "${1:-}" in
         # only the last (L+1)S = 160 pixels (a warning says so); then ECP with 4 segments of S = 64,
         # which sees all 256 (L >= s - 1).
         SCIFAR=(--dataset scifar10 --scifar-size 16 --max-images 15000 --d-model 64 --n-layers 4 --batch-size 32
-                --steps 600 --warmup-steps 50 --eval-every 150 --val-images 1000 --seeds 0 --out "$R"/cpu-scifar)
+                --steps 600 --warmup-steps 50 --eval-every 150 --val-images 1000 --seeds 0 1 --out "$R"/cpu-scifar)
         "$PY" -m minecp.compare "${COMMON[@]}" "${SCIFAR[@]}" --num-segments 8 --models ecp perceiver_ar dense
         "$PY" -m minecp.compare "${COMMON[@]}" "${SCIFAR[@]}" --num-segments 4 --models ecp ;;
     plots)
