@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .masks import receptive_field_rule
 from .models import LanguageModel
 
 
@@ -38,8 +39,7 @@ def last_position_reach(backbone: LanguageModel) -> int:
     cfg = backbone.config
     if getattr(backbone, "name", None) != "ecp":
         return cfg.seq_len
-    s = cfg.num_segments
-    return cfg.seq_len - (cfg.seq_len // s) * max(0, s - 1 - cfg.n_layers)
+    return int(receptive_field_rule(cfg.seq_len, cfg.segment_len, cfg.n_layers)[-1].sum())
 
 
 class SequenceClassifier(nn.Module):

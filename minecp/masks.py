@@ -10,6 +10,8 @@ returns a bool tensor, True where query ``q_idx`` sees key ``k_idx``. The same r
 * re-derived inside the Triton kernel, whose tests compare against :func:`mask_matrix`.
 
 So a mistake in a rule shows up everywhere at once instead of hiding in one code path.
+:func:`receptive_field_rule` stacks ECP's rule over L layers (what a position can depend
+on); the sCIFAR read-out check and the copy study's reach are computed from it.
 
 Source: Mahmood & Huang, arXiv 2412.06106; ARCHITECTURES.md §3–6 (the four paradigms) and the
 mask table in ``../shared/docs/ARCHITECTURES.md`` of the project's design notes.
@@ -115,6 +117,31 @@ def segmented_context_rule(context_len: int, context_segment_len: int, shift: in
         return torch.where(q_is_context, context_row, latent_row)
 
     return rule
+
+
+# -- what L layers of a rule reach ---------------------------------------------------------------
+def receptive_field_rule(seq_len: int, segment_len: int, layers: int) -> torch.Tensor:
+    """ECP's receptive field after ``layers`` layers (ARCHITECTURES.md §6).
+
+    Position i depends on token j iff ``j <= i`` and j lies at or after the start of
+    segment ``max(i // S - layers, 0)``: every layer reaches back one more segment.
+
+    Args:
+        seq_len: N. segment_len: S > 0. layers: l >= 0 (0 = only the token itself).
+
+    Returns:
+        Bool [N, N], True where output position i (row) depends on input token j (column).
+    """
+    if segment_len <= 0 or layers < 0 or seq_len <= 0:
+        raise ValueError(f"need seq_len > 0, segment_len > 0, layers >= 0; got {seq_len}, "
+                         f"{segment_len}, {layers}")
+    i = torch.arange(seq_len)[:, None]
+    j = torch.arange(seq_len)[None, :]
+    if layers == 0:
+        return i == j
+    first = (i // segment_len - layers).clamp(min=0) * segment_len
+    return (j <= i) & (j >= first)
+
 
 
 def mask_matrix(

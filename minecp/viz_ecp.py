@@ -40,33 +40,11 @@ import numpy as np
 import torch
 
 from . import viz
+from .masks import receptive_field_rule  # noqa: F401 - re-exported: the notebooks' name
 from .viz._axes import _new_axes
 
 
 # ------------------------------------------------------------------- receptive field
-def receptive_field_rule(seq_len: int, segment_len: int, layers: int) -> torch.Tensor:
-    """ECP's receptive field after ``layers`` layers (ARCHITECTURES.md, Sec. 6).
-
-    Position i depends on token j iff ``j <= i`` and j lies at or after the start of
-    segment ``max(i // S - layers, 0)``: every layer reaches back one more segment.
-
-    Args:
-        seq_len: N. segment_len: S > 0. layers: l >= 0 (0 = only the token itself).
-
-    Returns:
-        Bool [N, N], True where output position i (row) depends on input token j (column).
-    """
-    if segment_len <= 0 or layers < 0 or seq_len <= 0:
-        raise ValueError(f"need seq_len > 0, segment_len > 0, layers >= 0; got {seq_len}, "
-                         f"{segment_len}, {layers}")
-    i = torch.arange(seq_len)[:, None]
-    j = torch.arange(seq_len)[None, :]
-    if layers == 0:
-        return i == j
-    first = (i // segment_len - layers).clamp(min=0) * segment_len
-    return (j <= i) & (j >= first)
-
-
 def logit_receptive_field(model: torch.nn.Module, idx: torch.Tensor, targets: torch.Tensor,
                           layers: Sequence[int] | None = None) -> torch.Tensor:
     """Measure how much each prediction depends on each input token, after l layers.

@@ -7,8 +7,9 @@ distance N/2 is in reach only when the receptive field covers it.
 
 from __future__ import annotations
 
-import numpy as np
+import torch
 
+from ..masks import receptive_field_rule
 from ..presets import TrainConfig
 from .store import CompareOptions
 
@@ -27,9 +28,9 @@ def copy_reachable_fraction(seq_len: int, segment_len: int, n_layers: int) -> fl
         fraction in [0, 1] of the N/2 copy positions whose source is in the receptive field.
     """
     half = seq_len // 2
-    j = np.arange(half, seq_len)
-    src = j - half + 1
-    return float(np.mean(src >= np.maximum(0, (j // segment_len - n_layers) * segment_len)))
+    j = torch.arange(half, seq_len)
+    seen = receptive_field_rule(seq_len, segment_len, n_layers)[j, j - half + 1]  # target j, its source
+    return float(seen.float().mean())
 
 
 def copy_reach_arms(cfg: TrainConfig) -> list[tuple[str, dict]]:
