@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int_at_least(1), default=None,
                    help="CPU threads for torch (default: all cores)")
+    p.add_argument("--smoke", action="store_true",
+                   help="smoke test: the same configuration and code cut down to seconds on the CPU "
+                        "(minecp.course.smoke_config): checks that a preset runs before you rent a GPU")
     add_config_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -195,6 +198,11 @@ def cmd_train(args) -> int:
     if cfg.dataset == "scifar10" and "seq_len" not in explicit:
         from .data import SCIFAR_LEN
         cfg = TrainConfig(**{**cfg.to_dict(), "seq_len": SCIFAR_LEN})
+    if args.smoke:
+        if args.resume:
+            raise ValueError("--smoke starts a new cut-down run; it cannot be combined with --resume")
+        from .course import smoke_config
+        cfg = smoke_config(cfg)
     run_dir = Path(args.out) if args.out else default_run_dir(cfg)
     check_writable_dir(run_dir, "--out")
     ckpt = run_dir / CHECKPOINT_NAME

@@ -99,10 +99,12 @@ def test_plot_attention_grid_layers_by_heads(name):
     with torch.no_grad(), record_attention() as maps:
         model(torch.randint(0, 32, (1, 16)))
     fig = viz.plot_attention_grid(maps, tokens=None if name.startswith("compressed") else list("abcdefghijklmnop"))
-    assert len(fig.axes) == 2 * 2  # layers x heads
-    assert fig.axes[0].get_title() == "layer 1, head 1" and fig.axes[-1].get_title() == "layer 2, head 2"
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 2 * 2  # layers x heads, plus one shared colour bar
+    assert len(fig.axes) == len(panels) + 1
+    assert panels[0].get_title() == "layer 1, head 1" and panels[-1].get_title() == "layer 2, head 2"
     fig = viz.plot_attention_grid(maps, layers=[1], heads=[0])
-    assert len(fig.axes) == 1
+    assert len(fig.axes) == 1 + 1  # one panel and its colour bar
     if name == "perceiver_ar":  # layer 1: latent queries at absolute positions C.. = 10..
         fig = viz.plot_attention_grid(maps, window_len=16, layers=[0], heads=[0])
         assert fig.axes[0].get_yticklabels()[0].get_text() == "10"

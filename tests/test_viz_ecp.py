@@ -1,4 +1,4 @@
-"""minecp.viz_ecp: the data helpers compute what they claim; the plots draw (Agg)."""
+"""minecp.viz.ecp: the data helpers compute what they claim; the plots draw (Agg)."""
 
 import matplotlib
 
@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import minecp  # noqa: E402
-from minecp import viz_ecp  # noqa: E402
+from minecp.viz import ecp as viz_ecp  # noqa: E402
 from minecp.masks import ecp_rule, mask_matrix  # noqa: E402
 
 

@@ -6,6 +6,8 @@ import statistics
 from pathlib import Path
 
 from ..models import MODEL_NAMES
+from ..viz.curves import legend_outside
+from ..viz.style import DPI, MODEL_COLORS
 from .scoring import headline
 
 
@@ -99,8 +101,7 @@ def cost_table(records) -> str:
     return "\n".join(lines)
 
 
-COLORS = {"dense": "#444444", "perceiver_ar": "#1f77b4", "enhanced_perceiver_ar": "#17becf",
-          "compressed_perceiver_ar": "#9467bd", "segmented_perceiver_ar": "#2ca02c", "ecp": "#d62728"}
+COLORS = MODEL_COLORS  # the course's one colour per model (minecp.viz.style)
 
 
 def plot_validation(records, x: str = "input_tokens", ax=None, dataset: str | None = None):
@@ -142,7 +143,7 @@ def plot_validation(records, x: str = "input_tokens", ax=None, dataset: str | No
         finals = [p["val"] for r in recs for p in r["curve"] if p["step"] > 0] or [1.0]
         ax.set_ylim(min(finals) - 0.05, max(finals) + 0.3)  # step 0 (log2 V / bytes) would flatten the rest
     ax.set_title(f"{dataset}: {recs[0].get('device_name', '')}", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    legend_outside(ax, fontsize=6)
     ax.grid(alpha=0.3)
     return fig if created else ax
 
@@ -180,7 +181,7 @@ def plot_cost(records, metric: str = "tokens_per_s", ax=None, device_name: str |
     a.minorticks_off()
     for line in a.get_lines():
         line.set_color(COLORS.get(line.get_label(), line.get_color()))
-    a.legend(fontsize=7)
+    legend_outside(a, fontsize=7)
     return out
 
 
@@ -200,7 +201,7 @@ def plot_study(records, out) -> list[Path]:
         for x, suffix in (("input_tokens", "tokens"), ("train_wall_s", "time")):
             fig = plot_validation(records, x=x, dataset=ds)
             p = out / f"{ds.replace(':', '_').replace('/', '_')}_val_vs_{suffix}.png"
-            fig.savefig(p, dpi=80, bbox_inches="tight")
+            fig.savefig(p, dpi=DPI, bbox_inches="tight")
             plt.close(fig)
             paths.append(p)
     costs = [r for r in records if r.get("kind") == "cost" and not r["error"]]
@@ -208,7 +209,7 @@ def plot_study(records, out) -> list[Path]:
         mem = "cuda_peak_bytes" if any(r["cuda_peak_bytes"] for r in costs) else "activation_bytes"
         for metric, name in (("tokens_per_s", "cost_tokens_per_s.png"), (mem, "cost_memory.png")):
             fig = plot_cost(records, metric)
-            fig.savefig(out / name, dpi=80, bbox_inches="tight")
+            fig.savefig(out / name, dpi=DPI, bbox_inches="tight")
             plt.close(fig)
             paths.append(out / name)
     return paths

@@ -5,8 +5,8 @@ handed one) and never calls ``plt.show()``; the inline backend shows the figure 
 end of the cell. In notebooks, *assign* the result (``fig = viz.plot_mask(...)``) rather than
 relying on a trailing ``;``: nbval executes cells with ``store_history=False``, and then
 IPython cannot see the ``;`` and displays the returned figure a second time, so the stored
-and the re-computed outputs differ. Sizes are small and the dpi modest so that stored
-notebooks stay light.
+and the re-computed outputs differ. Sizes are small and the dpi (:data:`DPI`) sharp
+but light; every model has one colour across the course (:data:`MODEL_COLORS`).
 
 =============================  ==========================================================
 helper                         draws
@@ -21,6 +21,7 @@ helper                         draws
 :func:`plot_curves`            training curves (loss against step)
 :func:`plot_scaling`           a cost against sequence length, log-log
 :func:`plot_images`            small RGB images (CIFAR-10)
+:func:`legend_outside`         move a legend to the right of the plot, off the data
 :func:`explorer`               sliders that redraw a figure (also renders statically)
 :func:`attention_explorer`     :func:`explorer` over layer / head of recorded maps
 :func:`rule_explorer`          :func:`explorer` over the arguments of a mask rule
@@ -45,17 +46,20 @@ module                         holds
                                ``plot_images``
 :mod:`minecp.viz.widgets`      ``explorer``, ``attention_explorer``, ``rule_explorer``
 :mod:`minecp.viz.probes`       ``influence_map``, ``token_pieces`` (data, no drawing)
-:mod:`minecp.viz._axes`        ``DPI`` and the private plumbing the others share
+:mod:`minecp.viz.style`        ``DPI``, ``MODEL_COLORS``, ``MODEL_LABELS``, ``model_color``
+:mod:`minecp.viz.ecp`          ECP-only data and pictures (receptive fields, KV cache, tile
+                               schedules, benchmark bars) for notebooks 06 and 07
+:mod:`minecp.viz._axes`        the private plumbing the others share
 =============================  ==========================================================
 """
 
-from ._axes import DPI
+from .style import DPI, MODEL_COLORS, MODEL_LABELS, model_color
 from .attention import plot_attention, plot_attention_grid
-from .curves import plot_curves, plot_images, plot_loss_positions, plot_scaling
+from .curves import legend_outside, plot_curves, plot_images, plot_loss_positions, plot_scaling
 from .masks import plot_mask, plot_masks, plot_matrices, plot_matrix
 from .probes import influence_map, token_pieces
 from .widgets import attention_explorer, explorer, rule_explorer
 
-__all__ = ["DPI", "plot_mask", "plot_masks", "plot_matrix", "plot_matrices", "plot_attention", "plot_attention_grid",
+__all__ = ["DPI", "MODEL_COLORS", "MODEL_LABELS", "model_color", "legend_outside", "plot_mask", "plot_masks", "plot_matrix", "plot_matrices", "plot_attention", "plot_attention_grid",
            "plot_loss_positions", "plot_curves", "plot_scaling", "plot_images", "explorer", "attention_explorer",
            "rule_explorer", "influence_map", "token_pieces"]

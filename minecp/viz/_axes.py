@@ -1,4 +1,4 @@
-"""Plumbing shared by the viz modules: the figure dpi, tensors as numpy arrays, a new
+"""Plumbing shared by the viz modules: the figure dpi (from :mod:`.style`), tensors as numpy arrays, a new
 figure (or the Axes handed in) and a grid of Axes.
 """
 
@@ -8,8 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-#: dpi of the figures the viz helpers create (small PNGs in the stored notebooks).
-DPI = 80
+from .style import DPI  # noqa: F401 - the one figure resolution, defined in style
 
 
 def _to_numpy(x) -> np.ndarray:

@@ -137,4 +137,6 @@ def plot_attention_grid(maps: Sequence[torch.Tensor], *, batch_index: int = 0,
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
+    # One colour bar for the whole grid: every panel uses the same scale (probability 0..1).
+    fig.colorbar(axes[0, 0].images[0], ax=axes.ravel().tolist(), label="attention probability", shrink=0.8)
     return fig

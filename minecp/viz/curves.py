@@ -8,11 +8,13 @@ import math
 from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.ticker
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from ._axes import DPI, _new_axes, _to_numpy
+from .style import model_color
 
 
 # ------------------------------------------------------------------------------ strips
@@ -50,7 +52,8 @@ def plot_curves(curves: Mapping[str, Sequence[float]], ax=None, *, x: Sequence[f
         x: x values shared by all lines (default: steps 1, 2, ...).
         smooth: moving-average window (steps) to calm noisy curves; 1 = raw.
         hline: draw a horizontal reference line (e.g. ln V, the loss of a uniform guess).
-        colors: optional {name: matplotlib colour}.
+        colors: optional {name: matplotlib colour}; by default a model's course colour
+            (:data:`minecp.viz.MODEL_COLORS`, matched by :func:`minecp.viz.model_color`).
 
     Returns:
         The Figure if a new one was created, else ``ax``.
@@ -63,14 +66,14 @@ def plot_curves(curves: Mapping[str, Sequence[float]], ax=None, *, x: Sequence[f
         if smooth > 1 and len(y) >= smooth:
             y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
             xs = xs[smooth - 1:]
-        ax.plot(xs, y, label=name, color=(colors or {}).get(name))
+        ax.plot(xs, y, label=name, color=(colors or {}).get(name, model_color(name)))
     if hline is not None:
         ax.axhline(hline, color="grey", ls=":", lw=1, label=hline_label or None)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     return fig if created else ax
 
@@ -88,14 +91,24 @@ def plot_scaling(lengths: Sequence[int], series: Mapping[str, Sequence[float]], 
     created = ax is None
     fig, ax = _new_axes(ax, figsize)
     for name, ys in series.items():
-        ax.loglog(list(lengths), list(ys), marker="o", label=name)
+        ax.loglog(list(lengths), list(ys), marker="o", label=name, color=model_color(name))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    # Label only the powers of ten (minor ticks stay as unlabelled marks) so that log-axis
+    # labels never run into each other.
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    legend_outside(ax)
     ax.grid(alpha=0.3, which="both")
     return fig if created else ax
+
+
+def legend_outside(ax, fontsize: int = 8) -> None:
+    """Put ``ax``'s legend to the right of the plot, where it cannot cover data."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def plot_images(pixels, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.1):

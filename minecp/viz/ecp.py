@@ -39,9 +39,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import viz
-from .masks import receptive_field_rule  # noqa: F401 - re-exported: the notebooks' name
-from .viz._axes import _new_axes
+from .. import viz
+from ..masks import receptive_field_rule  # noqa: F401 - re-exported: the notebooks' name
+from ._axes import _new_axes
 
 
 # ------------------------------------------------------------------- receptive field
@@ -155,7 +155,7 @@ def trace_cache(model: torch.nn.Module, prompt_ids: Sequence[int], max_new_token
         moment), ``logits`` (float32 [n, V]: the logits each new token was drawn from)
         and ``cache_bytes`` (bytes allocated for keys and values).
     """
-    from .generation import make_decoder, sample_next_token
+    from ..generation import make_decoder, sample_next_token
 
     prompt = [int(t) for t in prompt_ids]
     was_training = model.training
