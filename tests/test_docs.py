@@ -8,7 +8,9 @@ it, under ``docs/``. These tests read the tracked files (``git ls-files``) and c
 * every ``docs/<name>.md`` path cited anywhere exists (``../docs/...`` from a notebook too);
 * a section cited by number (``docs/architectures.md §6``) or by quoted title
   (``docs/architectures.md, "Known quirks"``) exists in that page;
-* relative Markdown links in ``README.md`` and ``docs/`` lead to files that exist.
+* relative Markdown links in ``README.md`` and ``docs/`` lead to files that exist;
+* the mask and receptive-field pictures in ``docs/architectures.md`` are what the rules of
+  :mod:`minecp.masks` draw.
 
 The notebooks have their own tests, so that a failure there names the notebooks.
 """
@@ -141,3 +143,43 @@ def test_the_checks_can_fail():
     good = 'docs/architectures.md §6, ../docs/testing.md, docs/architectures.md Secs. 2-5, ' \
            'docs/architectures.md, "Known quirks", docs/testing.md ("Evaluation")'
     assert problems_in(good, "good.py") == []
+
+
+# -- the pictures in docs/architectures.md are the code's masks -------------------------------
+def picture_blocks(section: str) -> list[dict[int, str]]:
+    """The fenced blocks of ``section`` in docs/architectures.md, each as {column offset: picture}.
+
+    A picture is a column of whitespace-separated tokens made only of 'x' and '.', one
+    token per line at the same character offset; header lines hold no such tokens.
+    """
+    text = (ROOT / "docs" / "architectures.md").read_text(encoding="utf-8")
+    start = re.search(rf"^##+ .*{re.escape(section)}.*$", text, flags=re.M).end()
+    end = re.search(r"^## ", text[start:], flags=re.M)
+    body = text[start:start + end.start()] if end else text[start:]
+    blocks = []
+    for block in re.findall(r"```\n(.*?)```", body, flags=re.S):
+        columns: dict[int, list[str]] = {}
+        for line in block.splitlines():
+            for m in re.finditer(r"(?<!\S)[x.]+(?!\S)", line):
+                columns.setdefault(m.start(), []).append(m.group())
+        blocks.append({k: "\n".join(v) for k, v in sorted(columns.items())})
+    return blocks
+
+
+def test_mask_pictures_are_generated_by_the_rules():
+    import torch
+
+    from minecp.masks import (causal_rule, ecp_rule, enhanced_rule, mask_matrix, receptive_field_rule,
+                              render, segmented_context_rule)
+
+    main, others = picture_blocks("Masks at a glance")
+    assert list(main.values()) == [render(mask_matrix(rule, 8)) for rule in (
+        causal_rule(), ecp_rule(2), enhanced_rule(4), segmented_context_rule(4, 2))]
+    assert list(others.values()) == [
+        render(mask_matrix(enhanced_rule(4), torch.arange(4, 8), torch.arange(8))),  # PerceiverAR layer 1
+        render(mask_matrix(causal_rule(), 4)),                                       # its later layers
+        render(mask_matrix(enhanced_rule(2), 6)),                                    # compressed, C' = 2
+        render(mask_matrix(segmented_context_rule(4, 2, 1), 8)),                     # shifted heads
+    ]
+    (fields,) = picture_blocks("6. ECP")
+    assert list(fields.values()) == [render(receptive_field_rule(8, 2, layers)) for layers in (1, 2, 3)]
