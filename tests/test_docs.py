@@ -35,7 +35,7 @@ CITED_PAGE = re.compile(r"(?<![\w/.-])(?:\.\./)?docs/([A-Za-z0-9_-]+)\.md")
 # "docs/architectures.md §6", "... Sec. 4", "... Secs. 2-5", "... §3–6"
 CITED_NUMBER = re.compile(r"docs/([A-Za-z0-9_-]+)\.md,?\s*(?:§|Secs?\.\s*)(\d+)(?:\s*[-–]\s*(\d+))?")
 # 'docs/architectures.md, "Known quirks"' and 'docs/architectures.md ("Masks at a glance")'
-CITED_TITLE = re.compile(r"docs/([A-Za-z0-9_-]+)\.md,?\s*\(?\"([^\"\n]+)\"")
+CITED_TITLE = re.compile(r"docs/([A-Za-z0-9_-]+)\.md(?:,\s*|\s*\()\"([A-Z][^\"\n]{0,60})\"")
 MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
