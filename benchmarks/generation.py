@@ -26,7 +26,7 @@ Usage (defaults are a modest CPU size that finishes in a minute or two):
     python benchmarks/generation.py --seq-len 2048 --segments 8 --d-model 768 --n-layers 12 \
         --n-heads 6 --vocab 28996      # the paper's shape, for a GPU
 
-Source: arXiv 2412.06106; ARCHITECTURES.md §6 (ECP inference needs only the previous and the
+Source: arXiv 2412.06106; docs/architectures.md §6 (ECP inference needs only the previous and the
 current segment per layer).
 """
 

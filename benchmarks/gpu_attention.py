@@ -5,7 +5,7 @@ One script, sized for one device call (a few minutes on an H200):
 (a) correctness: ``minecp.ops.ecp_triton`` in bf16 / fp16 / fp32 on CUDA at larger
     shapes than the CPU tests (D = 32, 64, 128; segments that are and are not a multiple
     of the tile sizes; a transposed input; large logits), checked with the rule of
-    ../shared/docs/TESTING.md: max|kernel - golden| <= factor * max|ref - golden| + floor, golden
+    docs/testing.md: max|kernel - golden| <= factor * max|ref - golden| + floor, golden
     in float64 with the explicit token mask, ref = the same math in the input dtype.
     Prints one PASS/FAIL line per case and tensor.
 (b) benchmarks at B * N = 65,536 tokens, H = 6, D = 128, bf16, for
@@ -30,7 +30,8 @@ Usage:
     python benchmarks/gpu_attention.py --dry-run
     python benchmarks/gpu_attention.py --compile-only
 
-Model: ../shared/bench/anchor_attention.py (same conventions, so rows compare).
+Conventions: those of the published anchor table in docs/performance.md (measured with a
+stand-alone script outside this repository), so rows compare.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def parse_args(argv=None):
     p.add_argument("--skip-bench", action="store_true", help="skip the benchmarks")
     p.add_argument("--tune", action="store_true", help="also time a few Triton block-size configs")
     p.add_argument("--cases", default=None,
-                   help="benchmark shapes as N:S,N:S,... (default: the five of PERFORMANCE.md)")
+                   help="benchmark shapes as N:S,N:S,... (default: the five of docs/performance.md)")
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma list from {','.join(IMPLS)}")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls before timing (default 3)")
     p.add_argument("--reps", type=int, default=10, help="timed calls, median reported (default 10)")

@@ -65,7 +65,7 @@ class CausalAttend:
     since SDPA's ``is_causal`` aligns the mask to the top-left corner) -> [B, H, T, D].
     Errors come from :func:`torch.nn.functional.scaled_dot_product_attention`.
 
-    Source: ARCHITECTURES.md Sec. 1 (dense causal baseline).
+    Source: docs/architectures.md Sec. 1 (dense causal baseline).
     """
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -90,7 +90,7 @@ class MaskedAttend:
         TypeError: ``mask`` is not a bool tensor.
         ValueError: ``mask`` is not 2-D or 3-D.
 
-    Source: ARCHITECTURES.md Secs. 2-5 (masks from :mod:`minecp.masks`).
+    Source: docs/architectures.md Secs. 2-5 (masks from :mod:`minecp.masks`).
     """
 
     def __init__(self, mask: torch.Tensor):
@@ -125,7 +125,7 @@ class ECPAttend:
         ValueError: ``segment_len`` < 1 or an unknown ``backend`` (checked here, at
             construction, not at the first call).
 
-    Source: arXiv 2412.06106; ARCHITECTURES.md §6.
+    Source: arXiv 2412.06106; docs/architectures.md §6.
     """
 
     def __init__(self, segment_len: int, backend: str = "auto"):
@@ -177,7 +177,7 @@ class MultiHeadAttention(nn.Module):
     """Query/key/value projections, RoPE, an ``attend`` function, output projection.
 
     Standard separate Q, K, V projections (the authors' code shares one K/V projection;
-    see ARCHITECTURES.md "Known quirks").
+    see docs/architectures.md "Known quirks").
     """
 
     def __init__(self, d_model: int, n_heads: int):

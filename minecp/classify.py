@@ -7,7 +7,7 @@ hidden state gives the class logits, trained with cross-entropy.
 
 "May": dense attention and the PerceiverAR family let the last position see the whole
 window, but ECP's last position sees back only to the start of segment s - 1 - L after L
-layers (s segments; ../shared/docs/ARCHITECTURES.md §6). Unless L >= s - 1 the first
+layers (s segments; docs/architectures.md §6). Unless L >= s - 1 the first
 segments of the image cannot influence the class; :func:`last_position_reach` computes
 how much is seen and :class:`SequenceClassifier` warns when it is not everything.
 """
@@ -34,7 +34,7 @@ def last_position_reach(backbone: LanguageModel) -> int:
     Returns:
         int in [1, N]: N for dense attention and the PerceiverAR family; for ECP with s
         segments of S and L layers, N - S * max(0, s - 1 - L) (the receptive field of
-        ARCHITECTURES.md §6 at position N - 1), so all N exactly when L >= s - 1.
+        docs/architectures.md §6 at position N - 1), so all N exactly when L >= s - 1.
     """
     cfg = backbone.config
     if getattr(backbone, "name", None) != "ecp":

@@ -73,7 +73,7 @@ class ModelConfig:
     it copies the filled-in defaults of ``latent_len`` and ``compressed_len``, so pass
     them as None to have them recomputed for a new ``seq_len``.
 
-    Notation of arXiv 2412.06106 (see docs ARCHITECTURES.md): a window of N tokens; the
+    Notation of arXiv 2412.06106 (see docs/architectures.md): a window of N tokens; the
     PerceiverAR family splits it into a context of C = N - M positions and M latents;
     segment-based models cut a length into segments.
 

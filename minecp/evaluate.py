@@ -1,6 +1,6 @@
 """Sliding-window evaluation: every token scored exactly once, with maximal left context.
 
-The authors' evaluation (ARCHITECTURES.md, "Known quirks") averages the loss over every
+The authors' evaluation (docs/architectures.md, "Known quirks") averages the loss over every
 position of overlapping windows, so tokens are counted twice and early-window tokens get
 almost no context. The standard instead (as in the Hugging Face perplexity guide and
 Transformer-XL / PG-19 practice):

@@ -8,8 +8,8 @@ FlashAttention's causal mode); a kernel that computes the full score matrix pays
 anyway, so these counts are the work a *good* kernel does, the yardstick of "useful
 FLOP/s". The projections and MLP (24 * N * d^2 flops per layer with a 4x MLP) come on top.
 
-Per layer, with N window positions, M latents, C = N - M context positions (../shared/docs/
-ARCHITECTURES.md §1–6; Mahmood & Huang, arXiv 2412.06106):
+Per layer, with N window positions, M latents, C = N - M context positions (docs/architectures.md
+§1–6; Mahmood & Huang, arXiv 2412.06106):
 
 ==========================  =====================================================
 dense causal                N (N + 1) / 2

@@ -13,8 +13,8 @@ So a mistake in a rule shows up everywhere at once instead of hiding in one code
 :func:`receptive_field_rule` stacks ECP's rule over L layers (what a position can depend
 on); the sCIFAR read-out check and the copy study's reach are computed from it.
 
-Source: Mahmood & Huang, arXiv 2412.06106; ARCHITECTURES.md §3–6 (the four paradigms) and the
-mask table in ``../shared/docs/ARCHITECTURES.md`` of the project's design notes.
+Source: Mahmood & Huang, arXiv 2412.06106; docs/architectures.md §3–6 (the four paradigms) and its
+"Masks at a glance" (the N = 8 pictures that ``tests/test_masks.py`` checks).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def causal_rule() -> Rule:
 
 
 def ecp_rule(segment_len: int) -> Rule:
-    """ECP pairwise segment attention (arXiv 2412.06106; ARCHITECTURES.md §6).
+    """ECP pairwise segment attention (arXiv 2412.06106; docs/architectures.md §6).
 
     Query i sees key j iff ``j <= i`` and ``i // S - j // S <= 1``: the whole previous
     segment plus the causal part of its own segment. Segment 0 is plain causal.
@@ -65,7 +65,7 @@ def ecp_rule(segment_len: int) -> Rule:
 
 
 def enhanced_rule(context_len: int) -> Rule:
-    """Enhanced PerceiverAR ("DoubleAttention", arXiv 2412.06106; ARCHITECTURES.md §3).
+    """Enhanced PerceiverAR ("DoubleAttention", arXiv 2412.06106; docs/architectures.md §3).
 
     The first ``context_len`` (C) positions are the context, the rest are latents.
     A context query sees every context key (bidirectional: no context position is
@@ -89,7 +89,7 @@ def enhanced_rule(context_len: int) -> Rule:
 
 
 def segmented_context_rule(context_len: int, context_segment_len: int, shift: int = 0) -> Rule:
-    """Segmented-context PerceiverAR ("sSplitAttention", arXiv 2412.06106; ARCHITECTURES.md §5).
+    """Segmented-context PerceiverAR ("sSplitAttention", arXiv 2412.06106; docs/architectures.md §5).
 
     As :func:`enhanced_rule`, but a context query sees only the context keys of its own
     segment of ``context_segment_len`` positions (block-diagonal, bidirectional).
@@ -121,7 +121,7 @@ def segmented_context_rule(context_len: int, context_segment_len: int, shift: in
 
 # -- what L layers of a rule reach ---------------------------------------------------------------
 def receptive_field_rule(seq_len: int, segment_len: int, layers: int) -> torch.Tensor:
-    """ECP's receptive field after ``layers`` layers (ARCHITECTURES.md §6).
+    """ECP's receptive field after ``layers`` layers (docs/architectures.md §6).
 
     Position i depends on token j iff ``j <= i`` and j lies at or after the start of
     segment ``max(i // S - layers, 0)``: every layer reaches back one more segment.
@@ -172,7 +172,7 @@ def mask_matrix(
 
 
 def render(mask: torch.Tensor, seen: str = "x", hidden: str = ".") -> str:
-    """Draw a 2-D bool mask as text, one query row per line (as in ARCHITECTURES.md)."""
+    """Draw a 2-D bool mask as text, one query row per line (as in docs/architectures.md)."""
     if mask.dim() != 2:
         raise ValueError(f"mask must be 2-D, got shape {tuple(mask.shape)}")
     return "\n".join("".join(seen if v else hidden for v in row) for row in mask.tolist())

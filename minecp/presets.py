@@ -183,7 +183,7 @@ _MODEL_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name in {g.name f
 
 #: Named presets: overrides of the :class:`TrainConfig` defaults.
 PRESETS: dict[str, dict] = {
-    # The authors' setup (ARCHITECTURES.md, "training setup"): 12 layers, d = 768, 6 heads,
+    # The authors' setup (docs/differences.md, "The authors' configuration"): 12 layers, d = 768, 6 heads,
     # N = 2048, 8 segments, dropout 0.05, AdamW lr 2e-4, batch 8 x accumulation 2,
     # clipping 1.0, weight decay 0.1 on Linear weights. Their vocabulary is bert-base-cased
     # WordPiece (28,996 ids); the step count is ours (they halve the lr every 100k steps).
@@ -200,7 +200,7 @@ PRESETS: dict[str, dict] = {
     # tuned so that ecp, dense and perceiver_ar beat a unigram model of the same tokens by
     # > 15 % in bits per byte on PG-19 test text (ECP also beats the add-k bigram); a
     # 2,048-id BPE keeps the embedding small enough to learn in that time. Evaluation reads
-    # 100k test tokens (see minecp.evaluate.evaluation_spans). Figures: NOTES_TRAINING.md.
+    # 100k test tokens (see minecp.evaluate.evaluation_spans). Figures: README.md, "Results on the CPU".
     "cpu-small": dict(seq_len=128, d_model=128, n_heads=4, n_layers=4, num_segments=4, dropout=0.0,
                       lr=3e-3, batch_size=16, grad_accum=1, steps=800, warmup_steps=30,
                       eval_every=200, eval_batches=4, save_every=200, log_every=10,

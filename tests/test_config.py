@@ -63,7 +63,7 @@ def test_tie_embeddings_false_unties():
 
 
 def test_context_shift_needs_two_heads():
-    """LongLoRA shifts half of the heads (ARCHITECTURES.md Sec. 5); one head has no half."""
+    """LongLoRA shifts half of the heads (docs/architectures.md Sec. 5); one head has no half."""
     with pytest.raises(ValueError, match=r"context_shift > 0 needs n_heads >= 2.*context_shift=2, n_heads=1"):
         config(d_model=16, n_heads=1)
     assert config(d_model=16, n_heads=1, context_shift=0).n_heads == 1

@@ -4,7 +4,7 @@ Without a GPU these run in Triton's CPU interpreter (``tests/conftest.py`` sets
 ``TRITON_INTERPRET=1`` before anything imports Triton code), so shapes stay small.
 On a CUDA machine the same tests run on the GPU.
 
-Accuracy rule (../shared/docs/TESTING.md): with golden = float64 attention under
+Accuracy rule (docs/testing.md): with golden = float64 attention under
 ``mask_matrix(ecp_rule(S), N)`` and ref = the same math in the kernel's dtype (plain
 matmul + masked softmax),
 
@@ -64,7 +64,7 @@ def _fwd_bwd(fn, q, k, v, do, dtype):
 
 
 def _check(name, got, ref, gold, factor):
-    """TESTING.md rule; also no NaN / inf anywhere."""
+    """docs/testing.md rule; also no NaN / inf anywhere."""
     assert torch.isfinite(got).all(), f"{name}: non-finite values in the kernel's result"
     gold = gold.double()
     err = (got.double() - gold).abs().max().item()

@@ -1,4 +1,4 @@
-"""Sliding-window evaluation, metrics and count baselines (../shared/docs/TESTING.md, "Evaluation")."""
+"""Sliding-window evaluation, metrics and count baselines (docs/testing.md, "Evaluation")."""
 
 import math
 

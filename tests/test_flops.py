@@ -27,7 +27,7 @@ def test_formula_counts_the_pairs_the_model_attends(name):
 
 
 def test_closed_forms_and_errors():
-    assert dense_pairs(4) == 10 and ecp_pairs(8, 2) == 4 * 3 + 3 * 4      # ARCHITECTURES.md's N = 8 picture
+    assert dense_pairs(4) == 10 and ecp_pairs(8, 2) == 4 * 3 + 3 * 4    # N = 8 picture, docs/architectures.md
     assert ecp_pairs(2048, 2048) == dense_pairs(2048)                   # one segment: dense causal
     assert ecp_pairs(8192, 256) / dense_pairs(8192) == pytest.approx(0.0919, abs=1e-4)  # notebook 06: 9.2 %
     with pytest.raises(ValueError, match="multiple of S"):

@@ -1,4 +1,4 @@
-"""Each visibility rule reproduces the N = 8 pictures of ARCHITECTURES.md."""
+"""Each visibility rule reproduces the N = 8 pictures of docs/architectures.md."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ import torch
 from minecp.masks import (causal_rule, ecp_rule, enhanced_rule, mask_matrix, render,
                           segmented_context_rule)
 
-# The pictures from ../shared/docs/ARCHITECTURES.md ("Masks at a glance"), x = query row sees key column.
+# The pictures from docs/architectures.md ("Masks at a glance"), x = query row sees key column.
 PICTURES = {
     "dense": """
 x.......

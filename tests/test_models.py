@@ -159,7 +159,7 @@ def test_bad_token_ids(name):
 
 
 def test_public_api_builds_the_six_architectures():
-    """minecp exports exactly the six models of ARCHITECTURES.md, simplest first, by name."""
+    """minecp exports exactly the six models of docs/architectures.md, simplest first, by name."""
     expected = {"dense": DenseTransformer, "perceiver_ar": PerceiverAR,
                 "enhanced_perceiver_ar": EnhancedPerceiverAR,
                 "compressed_perceiver_ar": CompressedPerceiverAR,

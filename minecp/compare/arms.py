@@ -1,7 +1,7 @@
 """Which models (and variants) a study trains, and ECP's receptive field on the copy task.
 
 ECP position i sees back to the start of segment floor(i/S) - L after L layers
-(../shared/docs/ARCHITECTURES.md §6; Mahmood & Huang, arXiv 2412.06106), so a copy at
+(docs/architectures.md §6; Mahmood & Huang, arXiv 2412.06106), so a copy at
 distance N/2 is in reach only when the receptive field covers it.
 """
 
@@ -20,7 +20,7 @@ def copy_reachable_fraction(seq_len: int, segment_len: int, n_layers: int) -> fl
 
     Copy task (:class:`minecp.tasks.CopyTask`): input position j >= N/2 must predict the
     token that sits at input position j - N/2 + 1. After L layers ECP position j sees back
-    to the start of segment floor(j / S) - L (../shared/docs/ARCHITECTURES.md), i.e. at least L*S
+    to the start of segment floor(j / S) - L (docs/architectures.md), i.e. at least L*S
     and at most (L+1)*S - 1 positions: a copy at distance N/2 - 1 is always visible when
     L*S >= N/2 - 1 and never when (L+1)*S - 1 < N/2 - 1.
 
@@ -81,6 +81,6 @@ def ecp_reach(segment_len: int, layers: int) -> tuple[int, int]:
     """(always, at most) tokens of left context an ECP position sees after ``layers`` layers.
 
     Position i sees back to the start of segment floor(i/S) - L: at least L*S tokens
-    before it (when i starts a segment) and at most (L+1)*S - 1 (../shared/docs/ARCHITECTURES.md).
+    before it (when i starts a segment) and at most (L+1)*S - 1 (docs/architectures.md).
     """
     return layers * segment_len, (layers + 1) * segment_len - 1

@@ -16,7 +16,7 @@ appended, so they can be kept (the "KV cache") and each new token costs one quer
 layer instead of a full forward pass.
 
 Whether old keys/values stay valid depends on the architecture (arXiv 2412.06106;
-docs ARCHITECTURES.md):
+docs/architectures.md):
 
 =====================  =====================================================================
 model                  what the cached path does (``use_cache=True``, the default)

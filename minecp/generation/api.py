@@ -114,7 +114,7 @@ def generate(model: LanguageModel, prompt_ids, max_new_tokens: int, temperature:
 
     Each architecture decodes with the cache it allows (module docstring): ECP with a
     per-layer cache of the previous and the current segment at absolute positions
-    (arXiv 2412.06106; ARCHITECTURES.md §6 — bounded memory, no length limit); dense and the
+    (arXiv 2412.06106; docs/architectures.md §6 — bounded memory, no length limit); dense and the
     PerceiverAR family with a KV cache inside a window of at most N tokens that jumps by
     ``slide`` tokens when full.
 

@@ -94,7 +94,7 @@ class ECPDecoder(Decoder):
     """ECP with a bounded per-layer cache: the previous and the current segment.
 
     Cached path for :class:`minecp.models.ECP` (arXiv 2412.06106;
-    ARCHITECTURES.md §6). Token t of the text sits at *absolute* position t, forever:
+    docs/architectures.md §6). Token t of the text sits at *absolute* position t, forever:
     segment borders stay at multiples of S however long the text grows, and RoPE
     rotates keys/queries by that absolute position (RoPE works at any position).
 
@@ -119,7 +119,7 @@ class ECPDecoder(Decoder):
       function, applied to a longer history.
     * The authors' generation instead re-ran a sliding window of the last N tokens, so the
       borders moved relative to the tokens and the function changed from token to
-      token (ARCHITECTURES.md, "Known quirks").
+      token (docs/architectures.md, "Known quirks").
 
     Memory: L layers x (K and V) x 2S positions x d values — O(L * S * d), independent of
     how many tokens are generated. Work per token: one query against <= 2S keys per layer.
@@ -312,7 +312,7 @@ class RecomputeDecoder(Decoder):
       texts shorter than C + 1 with ``pad_id``, exactly as :class:`WindowKVDecoder`
       does. While the text is at most N tokens long this equals the cached path.
     * ECP: position p depends only on tokens from segment p // S - L on (the receptive
-      field, ARCHITECTURES.md Sec. 6). We run the model's blocks on exactly those tokens
+      field, docs/architectures.md Sec. 6). We run the model's blocks on exactly those tokens
       at their absolute positions (padded to whole segments). The first segment of that
       slice is computed without its predecessor, but the error this causes moves one
       segment forward per layer and never reaches segment p // S — so the result equals

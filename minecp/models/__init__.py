@@ -40,7 +40,7 @@ def build_model(name: str, config: ModelConfig, **kwargs) -> LanguageModel:
             ``attention_backend`` for "ecp" (the message lists :data:`minecp.ops.BACKENDS`).
         TypeError: ``config`` is not a ModelConfig; a keyword the model does not take.
 
-    Source: ARCHITECTURES.md Secs. 1-6 (one class per section).
+    Source: docs/architectures.md Secs. 1-6 (one class per section).
     """
     if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"unknown model name {name!r}; allowed names: {', '.join(MODEL_NAMES)}")

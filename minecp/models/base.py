@@ -113,7 +113,7 @@ class LanguageModel(nn.Module):
             ValueError: ``idx`` not [B, N], a length the model does not accept, or a
                 token id outside [0, vocab_size).
 
-        Source: ARCHITECTURES.md (which positions each architecture predicts).
+        Source: docs/architectures.md (which positions each architecture predicts).
         """
         return self.lm_head(self.features(idx))
 
@@ -149,7 +149,7 @@ def lm_loss(model: LanguageModel, window: torch.Tensor) -> torch.Tensor:
         ValueError: ``window`` not [B, seq_len + 1] (or, for dense/ECP, a length outside
             [2, seq_len + 1]), or a token id outside [0, vocab_size).
 
-    Source: arXiv 2412.06106; ARCHITECTURES.md §3–6 (ECP and dense score every position, the
+    Source: arXiv 2412.06106; docs/architectures.md §3–6 (ECP and dense score every position, the
     PerceiverAR family only the latents).
     """
     if not isinstance(window, torch.Tensor) or window.dtype not in (torch.int64, torch.int32):

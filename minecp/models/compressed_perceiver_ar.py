@@ -1,4 +1,4 @@
-"""4. Compressed-context PerceiverAR (authors' "CompressedDoubleAttention"; ARCHITECTURES.md, Sec. 4).
+"""4. Compressed-context PerceiverAR (authors' "CompressedDoubleAttention"; docs/architectures.md, Sec. 4).
 
 Layer 1 is an enhanced-PerceiverAR layer on all N positions. Then the C context
 positions are mapped to C' positions by a learned linear map *along the sequence axis*
@@ -9,7 +9,7 @@ causally to latents. Loss on the M latents.
 Mixing positions like this is legal only because the context is never a target and
 precedes all latents: no latent can learn about its own future through the map.
 
-Two choices of ours (see "Known quirks" in ARCHITECTURES.md):
+Two choices of ours (see "Known quirks" in docs/architectures.md):
 - the residual stream itself is compressed by the same map (the authors add the first
   C' + M input embeddings, which do not line up with the compressed positions);
 - compressed slot c gets the RoPE position at the centre of the span of tokens it starts

@@ -1,4 +1,4 @@
-"""1. Dense causal Transformer — the baseline (ARCHITECTURES.md, Sec. 1).
+"""1. Dense causal Transformer — the baseline (docs/architectures.md, Sec. 1).
 
 Every layer: position i attends to all j <= i. Loss on all N positions.
 Attention cost O(N^2 * d) per layer.

@@ -1,4 +1,4 @@
-"""6. ECP — Efficient Context-propagating Perceiver (arXiv 2412.06106; ARCHITECTURES.md §6).
+"""6. ECP — Efficient Context-propagating Perceiver (arXiv 2412.06106; docs/architectures.md §6).
 
 No context/latent split: every one of the N positions is a target. The window is cut
 into s segments of S = N / s; in every layer a query in segment g sees all of segment

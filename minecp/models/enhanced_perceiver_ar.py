@@ -1,4 +1,4 @@
-"""3. Enhanced PerceiverAR (authors' "DoubleAttention"; ARCHITECTURES.md, Sec. 3).
+"""3. Enhanced PerceiverAR (authors' "DoubleAttention"; docs/architectures.md, Sec. 3).
 
 All N positions are kept in every layer, so the context is *refined* layer after layer
 instead of being read once:

@@ -1,4 +1,4 @@
-"""2. PerceiverAR (Hawthorne et al., ICML 2022; ARCHITECTURES.md, Sec. 2).
+"""2. PerceiverAR (Hawthorne et al., ICML 2022; docs/architectures.md, Sec. 2).
 
 The window is a context of C positions followed by M latents (N = C + M).
 - Layer 1 is a cross-attention: only the M latents ask queries; keys and values are

@@ -1,4 +1,4 @@
-"""5. Segmented-context PerceiverAR (authors' "sSplitAttention"; ARCHITECTURES.md, Sec. 5).
+"""5. Segmented-context PerceiverAR (authors' "sSplitAttention"; docs/architectures.md, Sec. 5).
 
 As the enhanced model, but the context self-attention is block-diagonal: the C context
 positions are cut into ``context_segments`` segments and a context position attends only

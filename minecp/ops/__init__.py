@@ -127,7 +127,7 @@ def ecp_attention(
     backend: str = "auto",
     scale: float | None = None,
 ) -> torch.Tensor:
-    """ECP pairwise segment attention (arXiv 2412.06106; ARCHITECTURES.md §6).
+    """ECP pairwise segment attention (arXiv 2412.06106; docs/architectures.md §6).
 
     Query i sees key j iff ``j <= i`` and ``i // S - j // S <= 1`` (S = ``segment_len``),
     i.e. :func:`minecp.masks.ecp_rule`. Work and memory are O(N * S), never O(N^2)

@@ -74,7 +74,7 @@ def ecp_attention_flex(
             input requires grad): PyTorch's FlexAttention has no CPU backward.
         ValueError: on CUDA, a dtype or head_dim the compiled kernel does not support.
 
-    Source: arXiv 2412.06106; ARCHITECTURES.md §6 (the mask); FlexAttention (Dong et al. 2024,
+    Source: arXiv 2412.06106; docs/architectures.md §6 (the mask); FlexAttention (Dong et al. 2024,
     arXiv 2412.05496) for the block-sparse kernel.
     """
     N = q.shape[-2]

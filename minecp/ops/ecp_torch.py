@@ -7,7 +7,7 @@ The mask inside the tile is the same for every segment except segment 0 (which h
 previous segment, so its first S keys are zero padding and are masked out).
 
 This is the readable reference for the efficient backends (flex, Triton); it is also
-what runs on a CPU. Source: arXiv 2412.06106; ARCHITECTURES.md §6 (pairwise segment attention).
+what runs on a CPU. Source: arXiv 2412.06106; docs/architectures.md §6 (pairwise segment attention).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def ecp_attention_torch(
     Raises:
         Nothing of its own; unchecked bad input fails inside ``torch.reshape`` or SDPA.
 
-    Source: arXiv 2412.06106; ARCHITECTURES.md §6 (pairwise segment attention).
+    Source: arXiv 2412.06106; docs/architectures.md §6 (pairwise segment attention).
     """
     B, H, N, D = q.shape
     s = N // segment_len

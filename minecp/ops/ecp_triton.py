@@ -2,7 +2,7 @@
 
 What is computed
 ----------------
-ECP pairwise segment attention (Mahmood & Huang, arXiv 2412.06106; ARCHITECTURES.md §6): the
+ECP pairwise segment attention (Mahmood & Huang, arXiv 2412.06106; docs/architectures.md §6): the
 sequence of N positions is cut into segments of S, and
 
     query i sees key j   iff   j <= i   and   i // S - j // S <= 1,
@@ -128,7 +128,7 @@ Reading order
 ``ecp_attention_triton`` (checks, launches, autograd). ``tile_bands`` runs the band
 helpers on their own, for pictures and tests.
 
-Sources: Mahmood & Huang, arXiv 2412.06106; ARCHITECTURES.md §6 (pairwise segment attention);
+Sources: Mahmood & Huang, arXiv 2412.06106; docs/architectures.md §6 (pairwise segment attention);
 Dao, "FlashAttention-2", arXiv 2307.08691 (2023), Algorithms 1 and 2.
 """
 
@@ -820,7 +820,7 @@ def ecp_attention_triton(
         RuntimeError: under ``TRITON_INTERPRET=1``, Triton < 3.7 with NumPy >= 2.4
             (:func:`check_interpreter_compatible`).
 
-    Source: arXiv 2412.06106; ARCHITECTURES.md §6; FlashAttention-2 (Dao 2023), Algorithms 1-2.
+    Source: arXiv 2412.06106; docs/architectures.md §6; FlashAttention-2 (Dao 2023), Algorithms 1-2.
     """
     sm_scale = _check_inputs(q, k, v, segment_len, scale, input_precision, config)
     if config is None:

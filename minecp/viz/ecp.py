@@ -14,7 +14,7 @@ helper                             what
 :func:`tile_schedule`              which key tiles each query tile visits (from ``tile_bands``)
 :func:`causal_tile_count`          tiles a dense causal FlashAttention kernel visits
 :func:`plot_tile_schedule`         the tile schedule drawn over the token-level mask
-:func:`load_anchor_table`          the published H200 anchors of PERFORMANCE.md, if present
+:func:`load_anchor_table`          the published H200 anchors of docs/performance.md, if present
 :func:`load_bench_results`         rows of ``benchmarks/gpu_attention.py``'s JSON, if present
 :func:`plot_bench`                 benchmark rows as grouped bars (one group per shape)
 =================================  =======================================================
@@ -22,7 +22,7 @@ helper                             what
 Nothing here imports Triton: the tile helpers take the band table that
 :func:`minecp.ops.ecp_triton.tile_bands` returns, so this module imports on any machine.
 
-Sources: Mahmood & Huang, arXiv 2412.06106; ARCHITECTURES.md §6 (pairwise segment attention, context
+Sources: Mahmood & Huang, arXiv 2412.06106; docs/architectures.md §6 (pairwise segment attention, context
 propagation); Dao, "FlashAttention-2", arXiv 2307.08691 (tiling, online softmax).
 """
 
@@ -322,7 +322,7 @@ def _impl_key(name: str) -> str:
 
 
 def load_anchor_table(path) -> dict | None:
-    """The first table of PERFORMANCE.md (attention anchors), or None if the file is absent.
+    """The first table of docs/performance.md (attention anchors), or None if the file is absent.
 
     Returns:
         None when ``path`` does not exist or holds no such table; else a dict with
