@@ -35,6 +35,7 @@ from typing import Mapping, Sequence
 
 import matplotlib
 import matplotlib.patches
+import matplotlib.ticker
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -311,6 +312,10 @@ _IMPL_KEYWORDS = (("dense", "dense_causal_sdpa"), ("flex", "ecp_flex"), ("segmen
 IMPL_LABELS = {"dense_causal_sdpa": "dense causal (flash SDPA)", "ecp_flex": "ECP FlexAttention",
                "ecp_torch": "ECP segment pairs + SDPA", "ecp_einsum": "ECP materialised einsum",
                "ecp_triton": "ECP fused Triton kernel"}
+#: One colour per implementation: dense attention in the course's dense grey, minecp's own kernel
+#: in the course's ECP blue (:data:`minecp.viz.MODEL_COLORS`), the other ECP implementations apart.
+IMPL_COLORS = {"dense_causal_sdpa": "#555555", "ecp_flex": "#56B4E9", "ecp_torch": "#009E73",
+               "ecp_einsum": "#D55E00", "ecp_triton": "#0072B2"}
 
 
 def _impl_key(name: str) -> str:
@@ -364,12 +369,13 @@ def load_bench_results(path) -> dict | None:
 
 
 def plot_bench(rows: Sequence[Mapping], metric: str = "fwdbwd_tflops", *, ylabel: str | None = None,
-               title: str | None = None, ax=None, figsize=(7.4, 3.0)):
+               title: str | None = None, log: bool = False, ax=None, figsize=(7.4, 3.0)):
     """Benchmark rows as grouped bars: one group per (N, S), one bar per implementation.
 
     Args:
         rows: dicts with ``N``, ``S``, ``impl`` and ``metric`` (rows without it are skipped).
         metric: e.g. ``"fwdbwd_tflops"``, ``"fwd_ms"``.
+        log: logarithmic y axis (times that span decades), labelled at 1-2-5 steps.
 
     Returns:
         The Figure if a new one was created, else ``ax``.
@@ -384,7 +390,7 @@ def plot_bench(rows: Sequence[Mapping], metric: str = "fwdbwd_tflops", *, ylabel
         vals = {(r["N"], r["S"]): r[metric] for r in rows if r["impl"] == impl}
         xs = [c for c, case in enumerate(cases) if case in vals]
         ax.bar(np.array(xs) + (k - (len(impls) - 1) / 2) * width, [vals[cases[c]] for c in xs], width,
-               label=IMPL_LABELS.get(impl, impl))
+               label=IMPL_LABELS.get(impl, impl), color=IMPL_COLORS.get(impl))
     ax.set_xticks(range(len(cases)), [f"N={n}\nS={s}" for n, s in cases], fontsize=8)
     ax.set_xlabel("shape (B·N = 65,536 tokens)")
     units = {"fwdbwd_tflops": "fwd+bwd useful TFLOP/s", "fwd_tflops": "forward useful TFLOP/s",
@@ -392,6 +398,11 @@ def plot_bench(rows: Sequence[Mapping], metric: str = "fwdbwd_tflops", *, ylabel
     ax.set_ylabel(ylabel or units.get(metric, metric))
     if title:
         ax.set_title(title, fontsize=9)
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, axis="y")
     if created:
@@ -401,4 +412,4 @@ def plot_bench(rows: Sequence[Mapping], metric: str = "fwdbwd_tflops", *, ylabel
 
 __all__ = ["receptive_field_rule", "logit_receptive_field", "plot_receptive_fields", "trace_cache",
            "plot_cache_entries", "SKIPPED", "MASKED", "FULL", "tile_schedule", "causal_tile_count",
-           "plot_tile_schedule", "IMPL_LABELS", "load_anchor_table", "load_bench_results", "plot_bench"]
+           "plot_tile_schedule", "IMPL_LABELS", "IMPL_COLORS", "load_anchor_table", "load_bench_results", "plot_bench"]
