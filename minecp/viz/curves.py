@@ -80,10 +80,14 @@ def plot_curves(curves: Mapping[str, Sequence[float]], ax=None, *, x: Sequence[f
 
 def plot_scaling(lengths: Sequence[int], series: Mapping[str, Sequence[float]], ax=None, *,
                  ylabel: str = "cost", xlabel: str = "sequence length N (tokens)", title: str | None = None,
-                 figsize=(4.2, 3.0)):
+                 colors: Mapping[str, str] | None = None, figsize=(4.2, 3.0)):
     """A cost (FLOPs, seconds, score entries...) against N on log-log axes, one line per name.
 
     A straight line of slope 2 is an O(N^2) cost, slope 1 a linear one.
+
+    Args:
+        colors: optional {name: matplotlib colour}; by default a model's course colour
+            (:func:`minecp.viz.model_color`).
 
     Returns:
         The Figure if a new one was created, else ``ax``.
@@ -91,15 +95,22 @@ def plot_scaling(lengths: Sequence[int], series: Mapping[str, Sequence[float]], 
     created = ax is None
     fig, ax = _new_axes(ax, figsize)
     for name, ys in series.items():
-        ax.loglog(list(lengths), list(ys), marker="o", label=name, color=model_color(name))
+        ax.loglog(list(lengths), list(ys), marker="o", label=name,
+                  color=(colors or {}).get(name, model_color(name)))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
     # Label only the powers of ten (minor ticks stay as unlabelled marks) so that log-axis
-    # labels never run into each other.
+    # labels never run into each other ...
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    # ... except a short list of lengths (usually powers of two, within one or two decades,
+    # where powers of ten would leave the x axis with one label or none): label those.
+    xs = sorted(set(int(n) for n in lengths))
+    if 1 < len(xs) <= 8:
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xticks(xs, [f"{n:,}" if n < 10**5 else f"{n:.0e}" for n in xs])
     legend_outside(ax)
     ax.grid(alpha=0.3, which="both")
     return fig if created else ax
