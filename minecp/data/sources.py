@@ -297,8 +297,8 @@ def locate_text(name: str, split: str, data_dir=None, max_books: int | None = No
         files = hub_files(root, spec.repo, config, split)
         if files:
             note = _prefix_note(files, config) if is_prefix else None
-            return TextSource(name, split, tuple(files), (spec.repo, config), spec.rows, max_books,
-                              _files_tag(files), note)
+            hub = (spec.repo, spec.config if config == spec.folder else config)  # the Hub's name of it
+            return TextSource(name, split, tuple(files), hub, spec.rows, max_books, _files_tag(files), note)
     raise missing_data_error(name, spec.repo, spec.config, spec.folder, split, root)
 
 
@@ -330,6 +330,26 @@ def open_split(src: TextSource):
         raise missing_data_error(src.name, spec.repo, spec.config, spec.folder, src.split, None,
                                  f" ({_short(e)[:400]})") from e
     return ds
+
+
+def hub_dataset(name: str, split: str, data_dir=None):
+    """One split of a Hub text dataset as the streaming ``datasets.IterableDataset`` that
+    :func:`~minecp.data.load_corpus` reads (all columns, rows in dataset order).
+
+    Online this is ``datasets.load_dataset(repo, config, split=split, streaming=True)``;
+    with a data root, the same split from ``<root>/<repo>/<config>/<split>-*.parquet``.
+
+    Args:
+        name: ``"wikitext-103"``, ``"wikitext-2"`` or ``"pg19"``; split: as :func:`locate_text`.
+
+    Raises:
+        ValueError: unknown name/split or a ``text:<path>`` name; FileNotFoundError: as
+            :func:`locate_text`, or the Hub cannot be reached (names both remedies).
+    """
+    src = locate_text(name, split, data_dir)
+    if src.hub is None:
+        raise ValueError(f"hub_dataset reads Hub datasets {sorted(TEXT_DATASETS)}, not {name!r}")
+    return open_split(src)
 
 
 def _rows(src: TextSource, columns):
