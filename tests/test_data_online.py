@@ -149,3 +149,14 @@ def test_sitecustomize_activates_the_standin_in_a_new_interpreter():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "minecp_hub_standin"]
+
+
+def test_hub_dataset_is_the_same_split_online_and_offline(hub):
+    from minecp.data import hub_dataset
+
+    online = list(hub_dataset("pg19", "validation").select_columns(["short_book_title", "publication_date"]).take(3))
+    offline = list(hub_dataset("pg19", "validation", data_dir=MIRROR)
+                   .select_columns(["short_book_title", "publication_date"]).take(3))
+    assert online == offline and len(online) == 3
+    with pytest.raises(ValueError, match="not 'text:"):
+        hub_dataset("text:" + __file__, "validation")
