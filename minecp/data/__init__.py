@@ -20,20 +20,22 @@ Quick start::
     x = random_windows(train.ids, batch_size=8, window_len=1025, generator=g)  # int64 [8, 1025]
     bpb = total_nats / math.log(2) / val.num_bytes                          # bits per byte
 
-Offline: set ``MINECP_DATA_DIR`` (or ``data_dir=``) to a hub-layout parquet mirror, see
-``data/README.md``. Tokenizers live in :mod:`minecp.tokenizer` (re-exported here).
+Online (no data root) every split is ``datasets.load_dataset(repo, config, split=...)`` on the
+Hub; offline, set ``MINECP_DATA_DIR`` (or ``data_dir=``) to a hub-layout parquet mirror and the
+same split is read from its files (see ``data/README.md`` and :mod:`minecp.data.sources`). Tokenizers live in :mod:`minecp.tokenizer` (re-exported here).
 """
 
 from ..tokenizer import ByteTokenizer, Tokenizer, get_tokenizer, load_tokenizer, tokenizer_from_dict, train_bpe
 from .batching import random_windows
 from .corpus import Corpus, default_cache_dir, load_corpus, load_text, text_stats
 from .images import LABEL_NAMES, SCIFAR_LEN, SCIFAR_VOCAB, image_tokens, load_scifar10
-from .sources import ENV_DATA_DIR, SPLITS, TEXT_DATASETS, resolve_data_dir
+from .sources import ENV_DATA_DIR, SPLITS, TEXT_DATASETS, hub_dataset, locate_text, resolve_data_dir
 from .synthetic import copy_task_batch
 
 __all__ = [
     "ByteTokenizer", "Corpus", "ENV_DATA_DIR", "LABEL_NAMES", "SCIFAR_LEN", "SCIFAR_VOCAB", "SPLITS",
-    "TEXT_DATASETS", "Tokenizer", "copy_task_batch", "default_cache_dir", "get_tokenizer", "image_tokens",
+    "TEXT_DATASETS", "Tokenizer", "copy_task_batch", "default_cache_dir", "get_tokenizer", "hub_dataset",
+    "image_tokens", "locate_text",
     "load_corpus", "load_scifar10", "load_text", "load_tokenizer", "random_windows", "resolve_data_dir",
     "text_stats", "tokenizer_from_dict", "train_bpe",
 ]

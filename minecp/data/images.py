@@ -6,11 +6,13 @@ Image task uses the grayscale version). For a token language model, :func:`image
 turns pixels into ids with a 256-id vocabulary (the byte value of a channel or of the
 gray level), the way Perceiver AR models ImageNet: one token per channel value.
 
-Data: Hub ``uoft-cs/cifar10`` config ``plain_text`` (``img`` = encoded image, ``label`` 0..9),
-or a hub-layout data root (see :mod:`minecp.data.sources`). The offline mirror stores
+Data: ``datasets.load_dataset("uoft-cs/cifar10", config, split=...)`` online (the Hub has one
+config, ``plain_text``: ``img`` = encoded image, ``label`` 0..9), or the same split from a
+hub-layout data root (see :mod:`minecp.data.sources`). The offline mirror stores
 ``plain_text`` as quality-75 JPEG (lossy; pixels differ slightly from the official
-dataset) and also has ``lossless_subset`` (4,000 train / 1,000 test, exact PNG pixels).
-Decoding needs Pillow (``PIL``), which ``datasets[vision]`` also requires.
+dataset) and also has ``lossless_subset`` (4,000 train / 1,000 test, exact PNG pixels),
+which the Hub does not have: asked for online, it falls back to ``plain_text`` with a
+warning. Decoding needs Pillow (``PIL``), which ``datasets[vision]`` also requires.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import _atomic_save_npy, _log, default_cache_dir
-from .sources import _check_split, _files_tag, hub_files, missing_data_error, resolve_data_dir
+from .sources import _check_split, _files_tag, hub_files, load_hub_split, missing_data_error, resolve_data_dir
 
 CIFAR_REPO = "uoft-cs/cifar10"
 CIFAR_CONFIGS = ("plain_text", "lossless_subset")  # lossless_subset: offline mirror only
@@ -51,7 +53,8 @@ def load_scifar10(split: str = "train", data_dir=None, cache_dir=None, config: s
         split: ``"train"`` (50,000 images) or ``"test"`` (10,000).
         data_dir: hub-layout data root; None -> ``$MINECP_DATA_DIR`` -> the Hub.
         cache_dir: decoded arrays are cached there as ``.npy`` (see :mod:`minecp.data.corpus`).
-        config: ``"plain_text"`` (the Hub config) or ``"lossless_subset"`` (offline mirror only).
+        config: ``"plain_text"`` (the Hub config) or ``"lossless_subset"`` (offline mirror
+            only; online the Hub's ``plain_text`` is read instead, with a ``UserWarning``).
         max_images: keep only the first ``max_images`` images (None = all).
 
     Returns:
@@ -61,6 +64,9 @@ def load_scifar10(split: str = "train", data_dir=None, cache_dir=None, config: s
     Raises:
         ValueError: bad split/config/max_images. FileNotFoundError: data unavailable (names
         both remedies). ImportError: Pillow missing.
+
+    Warns:
+        UserWarning: ``lossless_subset`` asked for online (the Hub's ``plain_text`` is used).
     """
     _check_split(split, ("train", "test"))
     if config not in CIFAR_CONFIGS:
@@ -76,13 +82,15 @@ def load_scifar10(split: str = "train", data_dir=None, cache_dir=None, config: s
         if not files:
             raise missing_data_error("scifar10", CIFAR_REPO, "plain_text", config, split, root)
         tag = _files_tag(files)
-    elif config != "plain_text":
-        raise ValueError(f"config {config!r} exists only in the offline mirror; set data_dir or $MINECP_DATA_DIR")
     else:
         tag = "hub"
     d = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = f"{config}-{split}-{tag}" + ("" if max_images is None else f"-n{max_images}")
-    px_path, lab_path = d / "scifar10" / f"{stem}.pixels.npy", d / "scifar10" / f"{stem}.labels.npy"
+
+    def paths(cfg):
+        stem = f"{cfg}-{split}-{tag}" + ("" if max_images is None else f"-n{max_images}")
+        return d / "scifar10" / f"{stem}.pixels.npy", d / "scifar10" / f"{stem}.labels.npy"
+
+    px_path, lab_path = paths(config)
     if px_path.is_file() and lab_path.is_file():
         return np.load(px_path, mmap_mode="r"), np.load(lab_path, mmap_mode="r")
 
@@ -91,8 +99,10 @@ def load_scifar10(split: str = "train", data_dir=None, cache_dir=None, config: s
         if root is not None:
             ds = datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]},
                                        split=split, streaming=True)
-        else:
-            ds = datasets.load_dataset(CIFAR_REPO, config, split=split, streaming=True)
+        else:  # lossless_subset falls back to plain_text here (and warns)
+            ds, (_, used) = load_hub_split([(CIFAR_REPO, config)], split)
+            if used != config:
+                px_path, lab_path = paths(used)  # cache what was read under its own name
         # decode=False: we get the encoded bytes and decode with PIL ourselves, identically
         # for the Hub (Image feature) and the mirror (plain struct column).
         ds = ds.select_columns(["img", "label"]).cast_column("img", datasets.Image(decode=False))
