@@ -85,6 +85,37 @@ def _close_to_golden(yours, golden, reference, what):
     compare_tensors(yours, golden, what=what, atol=float(2 * ref_err + floor), rtol=0.0, check_dtype=False)
 
 
+def _diagnose_layer(sub, cfg, block, x, rope, attend, C):
+    """Which part of the layer differs: switch off the attention and/or MLP outputs (zero
+    attn.out / mlp.down in both layers) and compare again. Returns a hint for the student."""
+    def run(module, zero):
+        module = copy.deepcopy(module)
+        with torch.no_grad():
+            for name in zero:
+                module.get_submodule(name).weight.zero_()
+            return module(x, rope, attend, query_start=C)
+
+    layer = _student_layer(sub, cfg)
+    _load(layer, block.state_dict(), "layer.load_state_dict(minecp_block.state_dict())")
+    layer.eval()
+    stages = [(("attn.out", "mlp.down"), "with attn.out and mlp.down set to 0 your layer should return "
+               "x[:, C:] unchanged (the residual carries the latents' own inputs, not h = ln_attn(x)); "
+               "it does not"),
+              (("mlp.down",), "with mlp.down set to 0 (no MLP) your layer differs: look at the attention "
+               "part (queries from h[:, C:] only, keys and values from all of h, RoPE at positions "
+               "C..N-1 for the queries and 0..N-1 for the keys, the mask, the 1/sqrt(D) scale, heads)"),
+              ((), "the residual and the attention part agree, so look at the MLP part: "
+               "y + mlp.down(gelu(mlp.up(ln_mlp(y))))")]
+    for zero, hint in stages:
+        try:
+            close = torch.allclose(run(layer, zero), run(block, zero), atol=1e-4, rtol=1e-4)
+        except Exception as err:   # noqa: BLE001 - a crash is a hint too
+            return f"(while diagnosing: {type(err).__name__}: {err})"
+        if not close:
+            return "hint: " + hint
+    return ""
+
+
 # -- task 1: cross-attention mask ----------------------------------------------------------------
 @graded("cross-attention mask", points=1)
 def test_mask_small_window(sub):
@@ -120,8 +151,12 @@ def test_layer_matches_minecp_block(sub):
             yours = layer(x, rope, attend, query_start=C)
             ref = block(x, rope, attend, query_start=C)
             gold = copy.deepcopy(block).double()(x.double(), rope, attend, query_start=C)
-        _close_to_golden(yours, gold, ref, f"layer(x, rope, attend, query_start={C}) with x [2, {N}, "
-                         f"{cfg.d_model}], {cfg.n_heads} heads, vs minecp.blocks.Block")
+        try:
+            _close_to_golden(yours, gold, ref, f"layer(x, rope, attend, query_start={C}) with x [2, {N}, "
+                             f"{cfg.d_model}], {cfg.n_heads} heads, vs minecp.blocks.Block")
+        except GradingFailure as err:
+            hint = _diagnose_layer(sub, cfg, block, x, rope, attend, C)
+            raise GradingFailure(f"{err}\n  {hint}" if hint else str(err), err.pictures) from None
 
 
 @graded("cross-attention layer", points=2)
@@ -173,6 +208,29 @@ def test_latents_read_the_context_but_not_the_future(sub):
 
 
 # -- task 3: loss positions ----------------------------------------------------------------------
+def _loss_hint(yours, logits, window) -> str:
+    """Name the usual mistake when the student's loss equals the loss of a wrong choice of targets."""
+    if not isinstance(yours, torch.Tensor) or yours.numel() != 1:
+        return ""
+    B, M, V = logits.shape
+    N = window.shape[1] - 1
+    flat = logits.reshape(B * M, V).float()
+
+    def ce(targets, reduction="mean"):
+        return torch.nn.functional.cross_entropy(flat, targets.reshape(B * M), reduction=reduction)
+
+    wrong = [(ce(window[:, N - M:N]), f"your targets look like window[:, {N - M}:{N}], the latents' own "
+              "input tokens: latent p predicts window[:, p + 1]"),
+             (ce(window[:, 1:M + 1]), f"your targets look like window[:, 1:{M + 1}], the first M: "
+              "PerceiverAR's logit rows are the LAST M positions"),
+             (ce(window[:, :M]), f"your targets look like window[:, :{M}]: the first M, and not shifted"),
+             (ce(window[:, N + 1 - M:], "sum"), "you return the sum over targets: take the mean")]
+    for value, hint in wrong:
+        if abs(float(yours) - float(value)) <= 1e-4 * max(1.0, abs(float(value))):
+            return "\n  hint: " + hint
+    return ""
+
+
 @graded("loss positions", points=1)
 def test_target_positions(sub):
     for C, N in [(16, 24), (1, 2), (5, 9)]:
@@ -194,8 +252,11 @@ def test_latent_loss_matches_minecp(sub):
             expected = lm_loss(reference, window)
         if isinstance(yours, torch.Tensor) and yours.dim() != 0:
             raise GradingFailure(f"latent_loss should return a scalar (the mean), got shape {tuple(yours.shape)}")
-        compare_tensors(yours, expected, what=f"latent_loss(logits [3, {cfg.latent_len}, {cfg.vocab_size}], "
-                        f"window [3, {cfg.seq_len + 1}]) vs minecp.models.lm_loss", atol=1e-5, rtol=1e-5)
+        try:
+            compare_tensors(yours, expected, what=f"latent_loss(logits [3, {cfg.latent_len}, {cfg.vocab_size}], "
+                            f"window [3, {cfg.seq_len + 1}]) vs minecp.models.lm_loss", atol=1e-5, rtol=1e-5)
+        except GradingFailure as err:
+            raise GradingFailure(f"{err}{_loss_hint(yours, logits, window)}") from None
     # Logits that put all their mass on the right next tokens score almost 0 nats.
     N, M, V = 10, 4, 7
     window = torch.arange(N + 1)[None] % V
