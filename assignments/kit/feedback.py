@@ -8,7 +8,10 @@ keep both pictures so :func:`assignments.kit.check` can draw expected beside you
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # torch is imported where it is used: a test file without torch starts fast
+    import torch
 
 
 class GradingFailure(AssertionError):
@@ -32,14 +35,18 @@ def _fmt(x) -> str:
     return repr(x)
 
 
-def _as_tensor(x, what: str, role: str) -> torch.Tensor:
+def _as_tensor(x, what: str, role: str) -> "torch.Tensor":
+    import torch
+
     if isinstance(x, torch.Tensor):
         return x
     raise GradingFailure(f"{what}: {role} should be a torch.Tensor, got {type(x).__name__}"
                          + (" (did the function forget to `return`?)" if x is None else ""))
 
 
-def _first_index(flat_bad: torch.Tensor, shape) -> tuple:
+def _first_index(flat_bad: "torch.Tensor", shape) -> tuple:
+    import torch
+
     i = int(flat_bad.nonzero()[0])
     return tuple(int(v) for v in torch.unravel_index(torch.tensor(i), shape)) if len(shape) else ()
 
@@ -66,6 +73,8 @@ def compare_tensors(yours, reference, *, what: str, atol: float = 1e-6, rtol: fl
         GradingFailure: with the shapes, dtype, max abs error, the first index that differs and
             both values there, and whether yours has NaN/inf.
     """
+    import torch
+
     yours = _as_tensor(yours, what, "your result")
     reference = _as_tensor(reference, what, "the reference")
     if tuple(yours.shape) != tuple(reference.shape):
@@ -102,7 +111,7 @@ def compare_tensors(yours, reference, *, what: str, atol: float = 1e-6, rtol: fl
     raise GradingFailure("\n".join(lines), pictures)
 
 
-def mask_text(expected: torch.Tensor, yours: torch.Tensor, max_side: int = 16) -> str:
+def mask_text(expected: "torch.Tensor", yours: "torch.Tensor", max_side: int = 16) -> str:
     """Two small bool masks as text, side by side: ``#`` visible, ``.`` hidden, ``X`` differs.
 
     Rows are queries, columns keys. Only drawn when both sides are at most ``max_side``.
@@ -133,6 +142,8 @@ def compare_masks(yours, expected, *, what: str, max_cells_listed: int = 5) -> N
             cells, the first few as (query, key) with expected/yours, a text drawing for small
             masks, and both masks attached for ``check()``'s picture.
     """
+    import torch
+
     yours = _as_tensor(yours, what, "your mask")
     expected = _as_tensor(expected, what, "the expected mask")
     if tuple(yours.shape) != tuple(expected.shape):

@@ -153,7 +153,8 @@ def grade(folder: Path, paths: list[Path], time_limit: float = DEFAULT_TIME_LIMI
                                    "mutant": None}], n_tasks, time_limit, output_limit)["submission"]
         record = score(number, tests, run)
         record = {"assignment": record["assignment"], "submission": str(path), **{
-            k: record[k] for k in ("score", "max", "tasks")}, "seconds": round(time.perf_counter() - start, 1)}
+            k: record[k] for k in ("score", "max", "tasks")}, "load_errors": run["load_errors"],
+            "seconds": round(time.perf_counter() - start, 1)}
         records.append(record)
         if on_record is not None:
             on_record(record)
@@ -161,15 +162,20 @@ def grade(folder: Path, paths: list[Path], time_limit: float = DEFAULT_TIME_LIMI
 
 
 def format_record(record: dict, verbose: bool = False) -> str:
-    """A per-task score table for one submission (first message line, or all with ``verbose``)."""
+    """A per-task score table for one submission: each failing task's first message line
+    (all of them with ``verbose``), then the cells that raised while the submission loaded."""
     name_w = max([4] + [len(t["name"]) for t in record["tasks"]])
     lines = [f"{record['submission']}: {record['score']} / {record['max']} points "
              f"({record['seconds']} s)",
-             f"  {'task'.ljust(name_w)}  score  max  message"]
+             f"  {'task'.ljust(name_w)}  score  max  first failure"]
     for t in record["tasks"]:
         msg = t["message"].splitlines()
-        first = (msg[0][:110] + (" ..." if len(msg) > 1 and not verbose else "")) if msg else ""
-        lines.append(f"  {t['name'].ljust(name_w)}  {str(t['score']).rjust(5)}  {str(t['max']).rjust(3)}  {first}")
+        first = msg[0] if msg else ""
+        if not verbose and len(first) > 100:
+            first = first[:97] + "..."
+        lines.append(f"  {t['name'].ljust(name_w)}  {str(t['score']).rjust(5)}  {str(t['max']).rjust(3)}  {first}".rstrip())
         if verbose:
             lines.extend("  " + " " * (name_w + 14) + m for m in msg[1:])
+    for e in record.get("load_errors", []):
+        lines.append(f"  while loading: {e if verbose or len(e) <= 110 else e[:107] + '...'}")
     return "\n".join(lines)

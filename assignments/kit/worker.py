@@ -16,10 +16,23 @@ so that ``check()`` calls inside a submission do nothing.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
 import sys
 from pathlib import Path
+
+
+def test_imports(path: Path) -> list[str]:
+    """Top-level module names imported by a test file (``import torch``, ``from minecp.x import y``)."""
+    names = []
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
 
 
 def main(argv: list[str]) -> int:
@@ -31,9 +44,16 @@ def main(argv: list[str]) -> int:
         out.write(json.dumps(record) + "\n")
         out.flush()
 
-    import torch  # imported before any limit starts: its import time is not the student's
-
-    torch.set_num_threads(int(os.environ.get("ASSIGNMENTS_THREADS", "1")))
+    # The modules the tests import (torch, minecp ...) are imported before any time limit
+    # starts: their import time is not the student's.
+    for module in test_imports(Path(spec["folder"]) / "test_graded.py"):
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass   # the test file's own import error is reported by pytest
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(os.environ.get("ASSIGNMENTS_THREADS", "1")))
     from .load import capped_output, load_submission
     from .runner import run_tests
 
@@ -41,7 +61,8 @@ def main(argv: list[str]) -> int:
     limit = spec.get("time_limit")
     for variant in spec["variants"]:
         name = variant["name"]
-        torch.manual_seed(0)
+        if torch is not None:
+            torch.manual_seed(0)
         sub = load_submission(Path(variant["submission"]),
                               Path(variant["mutant"]) if variant.get("mutant") else None,
                               cell_time_limit=limit)
