@@ -78,7 +78,7 @@ def test_masked_softmax_large_logits(sub):
         raise GradingFailure(
             f"masked_softmax with visible scores near -3e4: hidden key {j} of query {i} gets "
             f"probability {float(probs[0, 0, i, j]):.3g}, it must be exactly 0 (max over hidden "
-            f"keys {float(hidden.max()):.3g}). A finite mask value (-1e4, -1e9 ...) is beaten by "
+            f"keys {float(hidden.max()):.3f}). A finite mask value (-1e4, -1e9 ...) is beaten by "
             "large logits; use float('-inf').",
             [("masked_softmax, visible scores near -3e4",
               torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)[0, 0], probs[0, 0])])

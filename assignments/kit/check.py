@@ -55,8 +55,9 @@ def draw(pictures: list) -> None:
         for ax, data, name in ((axes[0], e, "expected"), (axes[1], y, "yours")):
             im = ax.imshow(data.float().numpy(), cmap="Blues", vmin=vmin, vmax=vmax,
                            interpolation="nearest")
-            rows, cols = diff.nonzero(as_tuple=True)
-            ax.scatter(cols.numpy(), rows.numpy(), marker="x", color="red", s=18, linewidths=1)
+            if name == "yours":   # mark the differing cells on your side only
+                rows, cols = diff.nonzero(as_tuple=True)
+                ax.scatter(cols.numpy(), rows.numpy(), marker="x", color="red", s=18, linewidths=1)
             ax.set_title(name)
             ax.set_xlabel("key j")
             ax.set_ylabel("query i")
