@@ -133,12 +133,23 @@ def test_key_tile_range_is_the_band(sub):
             raise GradingFailure(f"key_tile_ranges(N={N}, S={S}, {bm}, {bn}): {len(ranges)} ranges "
                                  f"for {tiles} query tiles")
         vis = mask_matrix(ecp_rule(S), N)
+        key_tiles = triton.cdiv(N, bn)
+        expected_map = torch.zeros(tiles, key_tiles, dtype=torch.bool)   # query tile x key tile
+        yours_map = torch.zeros(tiles, key_tiles, dtype=torch.bool)
+        for t, (lo, hi) in enumerate(ranges):
+            for s in _needed_tiles(vis[t * bm: min((t + 1) * bm, N)], bn):
+                expected_map[t, s // bn] = True
+            for s in range(lo, hi, bn):
+                if 0 <= s // bn < key_tiles and s % bn == 0:
+                    yours_map[t, s // bn] = True
+        picture = [(f"key tiles visited (N={N}, S={S}, BLOCK_M={bm}, BLOCK_N={bn}): rows = query "
+                    "tiles, columns = key tiles", expected_map, yours_map)]
         for t, (lo, hi) in enumerate(ranges):
             rows = vis[t * bm: min((t + 1) * bm, N)]
             where = (f"key_tile_range for N={N}, S={S}, BLOCK_M={bm}, BLOCK_N={bn}, query tile {t} "
                      f"(queries {t * bm}-{min((t + 1) * bm, N) - 1})")
             if lo % bn:
-                raise GradingFailure(f"{where}: lo = {lo} is not a multiple of BLOCK_N = {bn}")
+                raise GradingFailure(f"{where}: lo = {lo} is not a multiple of BLOCK_N = {bn}", picture)
             visited = list(range(lo, hi, bn))
             needed = _needed_tiles(rows, bn)
             if visited != needed:
@@ -152,7 +163,7 @@ def test_key_tile_range_is_the_band(sub):
                                "tile sees any key")
                 raise GradingFailure(f"{where}: yours (lo={lo}, hi={hi}) visits {len(visited)} key "
                                      f"tiles {visited}; the band is {len(needed)} tiles {needed}: "
-                                     + "; ".join(why))
+                                     + "; ".join(why), picture)
 
 
 @graded(BAND, points=2)
