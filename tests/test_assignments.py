@@ -20,11 +20,15 @@ import nbformat
 import pytest
 import torch
 
-from assignments.kit import GradingFailure, check, compare_masks, compare_tensors
-from assignments.kit.discover import all_assignments
-from assignments.kit.notebook import make_student, strip_solutions, submission_cells
-
 REPO = Path(__file__).resolve().parents[1]
+# `assignments/` is a folder of the repository, not part of the installed minecp package.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from assignments.kit import GradingFailure, check, compare_masks, compare_tensors  # noqa: E402
+from assignments.kit.discover import all_assignments  # noqa: E402
+from assignments.kit.notebook import make_student, strip_solutions, submission_cells  # noqa: E402
+from assignments.kit.runner import collect  # noqa: E402
 
 
 def run_assignments(*args, timeout=900):
@@ -193,6 +197,18 @@ def toy(tmp_path_factory):
     (subs / "g_not_a_notebook.ipynb").write_text("{ not json")
     (subs / "z_good_again.ipynb").write_text(nbformat.writes(nb))
     return folder, subs
+
+
+def test_collect_two_assignments_in_one_process(toy, tmp_path):
+    # Every assignment's test file is called test_graded.py: the second must not reuse the first.
+    folder, _ = toy
+    other = tmp_path / "98_other"
+    other.mkdir()
+    (other / "test_graded.py").write_text(
+        "from assignments.kit import graded\n\n\n@graded('t', points=1)\ndef test_other(sub):\n    pass\n")
+    assert [t for t, _, _ in collect(folder)] == ["test_add", "test_mask"]
+    assert collect(other) == [("test_other", "t", 1)]
+    assert [t for t, _, _ in collect(folder)] == ["test_add", "test_mask"]
 
 
 def test_check_prints_a_table(toy, capsys):

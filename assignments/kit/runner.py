@@ -198,10 +198,13 @@ class GradingPlugin:
 
 
 def forget_test_module(folder: Path) -> None:
-    """Drop a cached ``test_graded`` module of ``folder`` so an edited file is re-read."""
-    target = str((folder / TEST_FILE).resolve())
+    """Drop every cached ``test_graded`` module (of this or another assignment) from
+    ``sys.modules``. pytest's importlib mode names each of them after its path relative to the
+    rootdir, i.e. plain ``test_graded``: a cached one would be reused for the next folder, and
+    an edited file would not be re-read."""
     for name, module in list(sys.modules.items()):
-        if getattr(module, "__file__", None) and os.path.abspath(module.__file__) == target:
+        file = getattr(module, "__file__", None)
+        if file and os.path.basename(file) == TEST_FILE:
             del sys.modules[name]
 
 

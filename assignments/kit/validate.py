@@ -51,7 +51,7 @@ def validate_one(folder: Path, time_limit: float = 120.0) -> dict:
     ref_pass = [n for n in names if n in ref and ref[n]["passed"]]
     for n in names:
         if n not in ref:
-            problems.append(f"reference: {n} did not run ({runs['reference']['error']})")
+            problems.append(f"reference: {n} did not run ({runs['reference']['error'] or 'no result'})")
         elif not ref[n]["passed"]:
             problems.append(f"reference fails {n}: {ref[n]['message'].splitlines()[0]}")
     for e in runs["reference"]["load_errors"]:
@@ -62,7 +62,7 @@ def validate_one(folder: Path, time_limit: float = 120.0) -> dict:
         if n in stu and stu[n]["passed"]:
             problems.append(f"student version passes {n}: the test passes without the solution")
         elif n not in stu:
-            problems.append(f"student: {n} did not run ({runs['student']['error']})")
+            problems.append(f"student: {n} did not run ({runs['student']['error'] or 'no result'})")
     caught = {}
     for m in mutants:
         run = outcome(runs[f"mutant {m.stem}"])
