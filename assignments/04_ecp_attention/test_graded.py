@@ -80,9 +80,25 @@ def test_mask_edge_cases(sub):
 
 
 # ------------------------------------------------------------------ segment-pair attention
+def _check_pattern(sub, N, S):
+    """With v = identity [N, N], output row i *is* query i's attention probabilities: compare
+    that map with the golden one and attach both pictures (which keys does yours use?)."""
+    q, k, _ = _inputs(1, 1, N, N, seed=N + S)
+    eye = torch.eye(N).expand(1, 1, N, N)
+    yours = _call_attention(sub, q, k, eye, S)
+    ref = ecp_attention(q, k, eye, S, backend="torch")
+    gold = _golden(q, k, eye, S, 1 / math.sqrt(N))
+    ref_err = (ref.double() - gold).abs().max().item()
+    compare_tensors(yours.detach().double(), gold, atol=2 * ref_err + _floor(torch.float32, 1.0), rtol=0.0,
+                    picture=True, what=f"attention probabilities (N={N}, S={S}; row = query, column = key; "
+                                       "read off with v = identity)")
+
+
 @graded(ATT, points=3)
 def test_attention_forward(sub):
-    """fp32 outputs against the float64 golden, one segment up to many, B and H > 1."""
+    """The attention pattern itself (v = identity, so the output is the probability map), then
+    fp32 outputs against the float64 golden, one segment up to many, B and H > 1."""
+    _check_pattern(sub, 12, 4)
     for B, H, S, s, D, seed in [(1, 1, 4, 3, 8, 0), (2, 3, 8, 4, 16, 1), (1, 2, 16, 1, 8, 2),
                                 (1, 1, 1, 6, 4, 3), (2, 1, 12, 5, 32, 4)]:
         q, k, v = _inputs(B, H, s * S, D, seed=seed)
