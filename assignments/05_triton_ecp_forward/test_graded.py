@@ -193,8 +193,9 @@ def test_kernel_reads_only_its_band(sub):
             for s in needed:
                 band[s: s + 16] = True
             kp, vp = k.clone(), v.clone()
-            kp[..., ~band, :] = float("nan")
-            vp[..., ~band, :] = float("nan")
+            outside = (~band).to(DEVICE)
+            kp[..., outside, :] = float("nan")
+            vp[..., outside, :] = float("nan")
             out, _ = _launch(sub, q, kp, vp, S)
             if torch.isnan(out[:, :, rows]).any():
                 raise GradingFailure(
