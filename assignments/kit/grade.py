@@ -171,8 +171,8 @@ def format_record(record: dict, verbose: bool = False) -> str:
     for t in record["tasks"]:
         msg = t["message"].splitlines()
         first = msg[0] if msg else ""
-        if not verbose and len(first) > 100:
-            first = first[:97] + "..."
+        if not verbose and len(first) > 130:
+            first = first[:127] + "..."
         lines.append(f"  {t['name'].ljust(name_w)}  {str(t['score']).rjust(5)}  {str(t['max']).rjust(3)}  {first}".rstrip())
         if verbose:
             lines.extend("  " + " " * (name_w + 14) + m for m in msg[1:])
