@@ -46,6 +46,8 @@ class Submission:
         object.__setattr__(self, "_load_errors", list(load_errors or []))
 
     def __getattr__(self, name: str):
+        if name.startswith("__"):      # protocol probes (copy, pickle, numpy...) get the usual answer
+            raise AttributeError(name)
         try:
             return self._ns[name]
         except KeyError:
