@@ -1,0 +1,28 @@
+"""The key loop stops before the last partial tile: range(0, N - block_k + 1, block_k) (task: tiled attention)."""
+import math
+
+import torch
+
+
+def tiled_attention(q, k, v, block_q=16, block_k=16, causal=True):
+    *_, N, D = q.shape
+    out = torch.empty_like(q)
+    lse = torch.empty(q.shape[:-1], dtype=q.dtype, device=q.device)
+    for qs in range(0, N, block_q):
+        qe = min(qs + block_q, N)
+        q_tile = q[..., qs:qe, :]
+        m = torch.full(q_tile.shape[:-1], -math.inf, dtype=q.dtype)
+        l, acc = torch.zeros_like(m), torch.zeros_like(q_tile)
+        rows = torch.arange(qs, qe)
+        for ks in range(0, N - block_k + 1, block_k):     # mistake: drops the partial last tile
+            if causal and ks > qe - 1:
+                break
+            ke = ks + block_k
+            scores = (q_tile @ k[..., ks:ke, :].transpose(-1, -2)) * D ** -0.5
+            if causal:
+                cols = torch.arange(ks, ke)
+                scores = scores.masked_fill(cols[None, :] > rows[:, None], -math.inf)
+            m, l, acc = tile_update(m, l, acc, scores, v[..., ks:ke, :])
+        out[..., qs:qe, :] = acc / l[..., None]
+        lse[..., qs:qe] = m + torch.log(l)
+    return out, lse
