@@ -4,7 +4,8 @@ A *task* gives the trainer four things: ``batch(split, generator, batch_size, ra
 world_size)`` (a tuple of tensors for this rank), ``loss(model, *batch)`` (a scalar to
 minimise), ``val_stats(model, *batch)`` (validation figures) and ``build(name, config)``
 (the model to train). :class:`LMTask` is next-token prediction on text, :class:`CopyTask`
-Perceiver AR's copy task, :class:`minecp.classify.ClassifyTask` sCIFAR-10 classification.
+Perceiver AR's copy task, :class:`MarkerTask` recall across context segments,
+:class:`minecp.classify.ClassifyTask` sCIFAR-10 classification.
 :func:`prepare_task` builds the task of a :class:`~minecp.presets.TrainConfig`, loading
 (and on first use tokenizing) its data.
 """
@@ -124,6 +125,63 @@ class CopyTask(LMTask):
         return {"val_loss": F.cross_entropy(logits, targets).item(),
                 "val_copy_acc": (logits.argmax(-1) == targets).float().mean().item()}
 
+
+class MarkerTask(LMTask):
+    """The marker task (:func:`minecp.data.synthetic.marker_task_batch`): recall the symbol
+    that followed a marker in the context; loss and accuracy on that one target per window.
+
+    Validation splits the accuracy by whether marker and symbol lie in two context segments
+    of ``segment_len`` ("val_acc_crossing") or in one ("val_acc_within"): what a segmented
+    context costs, and what a shift restores (notebook 05). It has no ``TrainConfig.dataset``
+    name of its own (``prepare_task`` does not build it): hand it to
+    :class:`minecp.train.Trainer` directly.
+
+    Args:
+        context_len: C. segment_len: S, the context segment length of the model under test.
+        latent_len: M, with C + M the model's N. num_symbols: the vocabulary is num_symbols + 1.
+
+    Raises:
+        ValueError: sizes :func:`~minecp.data.synthetic.marker_task_batch` rejects.
+    """
+
+    kind = "marker"
+
+    def __init__(self, context_len: int, segment_len: int, latent_len: int, num_symbols: int = 16):
+        from .data.synthetic import marker_task_batch
+
+        marker_task_batch(1, context_len, segment_len, latent_len, num_symbols, 0)  # check the sizes now
+        self.sizes = (context_len, segment_len, latent_len, num_symbols)
+        self.seq_len, self.vocab_size = context_len + latent_len, num_symbols + 1
+
+    def batch(self, split, generator, batch_size, rank=0, world_size=1):
+        """(window [b, N + 1], scored [b, N + 1], crossing [b, N + 1]) for this rank; both splits
+        are fresh random windows (validation uses its own seeded generator)."""
+        from .data.synthetic import marker_task_batch
+
+        tensors = marker_task_batch(batch_size, *self.sizes, generator=generator)
+        per = batch_size // world_size
+        return tuple(t[rank * per:(rank + 1) * per] for t in tensors)
+
+    def _scored(self, model, window, scored, crossing):
+        """(logits [K, V], targets [K], crossing [K]) of the scored targets."""
+        logits = model(window[:, :-1])                       # the last T targets
+        T = logits.shape[1]
+        keep = scored[:, 1:][:, -T:]
+        return logits[keep].float(), window[:, 1:][:, -T:][keep], crossing[:, 1:][:, -T:][keep]
+
+    def loss(self, model, window, scored, crossing):
+        """Mean cross-entropy (nats) over the scored targets."""
+        logits, targets, _ = self._scored(model, window, scored, crossing)
+        return F.cross_entropy(logits, targets)
+
+    def val_stats(self, model, window, scored, crossing) -> dict:
+        """{"val_loss", "val_acc", "val_acc_crossing", "val_acc_within"}: accuracy = fraction of
+        scored targets predicted right (all / crossing windows / windows with the pair inside
+        one segment)."""
+        logits, targets, cross = self._scored(model, window, scored, crossing)
+        right = (logits.argmax(-1) == targets).float()
+        return {"val_loss": F.cross_entropy(logits, targets).item(), "val_acc": right.mean().item(),
+                "val_acc_crossing": right[cross].mean().item(), "val_acc_within": right[~cross].mean().item()}
 
 
 # -- data for a run ----------------------------------------------------------------------------

@@ -204,14 +204,14 @@ def plot_cache_entries(entries: torch.Tensor, segment_len: int, *, prompt_len: i
     e = entries.numpy()
     n, L = e.shape
     t = np.arange(n)
-    fig, (ax_all, ax_zoom) = plt.subplots(1, 2, figsize=(2 * size[0] + 0.4, size[1]), dpi=viz.DPI)
+    fig, (ax_all, ax_zoom) = plt.subplots(1, 2, figsize=(2 * size[0] + 1.6, size[1]), dpi=viz.DPI)
     ax_all.plot(t, prompt_len + t, color="grey", ls=":", lw=1.2, label="unbounded causal cache")
     zoom = min(n, zoom_segments * segment_len)
     styles = ["-", "--", ":", "-."]
     for ax, stop in ((ax_all, n), (ax_zoom, zoom)):
         for layer in range(L):
             ax.plot(t[:stop], e[:stop, layer], lw=1.6 if layer == 0 else 1.0, ls=styles[layer % 4],
-                    label=f"ECP layer {layer + 1}")
+                    color=viz.MODEL_COLORS["ecp"], label=f"ECP layer {layer + 1}")
         ax.axhline(2 * segment_len, color="#c0392b", lw=1, label="bound 2S")
         ax.set_xlabel("tokens generated")
         ax.grid(alpha=0.3)
@@ -219,8 +219,9 @@ def plot_cache_entries(entries: torch.Tensor, segment_len: int, *, prompt_len: i
     ax_all.set_title(f"{n} tokens", fontsize=9)
     ax_zoom.set_ylim(0, 2.4 * segment_len)
     ax_zoom.set_title(f"first {zoom} tokens (S = {segment_len})", fontsize=9)
-    ax_all.legend(fontsize=7, loc="upper left")
-    ax_zoom.legend(fontsize=7, loc="lower right", ncol=2)
+    # One legend for both panels, to the right of the figure, where it cannot cover the saw-tooth.
+    ax_zoom.legend(*ax_all.get_legend_handles_labels(), fontsize=7, loc="upper left",
+                   bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig
 
