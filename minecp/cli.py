@@ -68,11 +68,17 @@ def positive_float(text: str) -> float:
 positive_float.__name__ = "float"
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One option per TrainConfig field, default None (= keep the preset's value)."""
+def add_config_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """One option per TrainConfig field, default None (= keep the preset's value).
+
+    ``skip``: fields the command defines its own option for (``minecp compare`` has a
+    ``--max-books`` of its own, a data option of the study).
+    """
     hints = typing.get_type_hints(TrainConfig)
     group = parser.add_argument_group("run configuration (override the preset)")
     for f in fields(TrainConfig):
+        if f.name in skip:
+            continue
         flag = "--" + f.name.replace("_", "-")
         if hints[f.name] is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)

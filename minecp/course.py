@@ -36,6 +36,8 @@ import torch
 
 #: Optimizer steps of a smoke run: enough to take a step, log, validate and save.
 SMOKE_STEPS = 2
+#: PG-19 training books a smoke run reads (online it streams only these).
+SMOKE_BOOKS = 2
 
 
 def _flag(name: str) -> bool:
@@ -107,7 +109,8 @@ def smoke_config(cfg, target_len: int = 64):
     by the largest power of two that keeps it >= ``target_len`` and every derived length whole,
     the width becomes 8 per head, at most 2 layers, :data:`SMOKE_STEPS` steps of batch 2, a
     vocabulary of at most 512 ids (for a trained BPE; "bytes" and pretrained tokenizers keep
-    theirs), evaluation on a few windows, and the device "cpu".
+    theirs), at most :data:`SMOKE_BOOKS` PG-19 training books, evaluation on a few windows,
+    and the device "cpu".
 
     Args:
         cfg: the full-size TrainConfig.
@@ -130,7 +133,9 @@ def smoke_config(cfg, target_len: int = 64):
         factor *= 2
     shrunk = {k: (v if v is None else v // factor) for k, v in lengths.items()}
     vocab = cfg.vocab_size if cfg.tokenizer != "bpe" else min(cfg.vocab_size, 512)
+    books = min(cfg.max_books or SMOKE_BOOKS, SMOKE_BOOKS) if cfg.dataset == "pg19" else None
     return replace(cfg, **shrunk, d_model=8 * cfg.n_heads, n_layers=min(cfg.n_layers, 2), vocab_size=vocab,
+                   max_books=books,
                    steps=SMOKE_STEPS, batch_size=2, grad_accum=min(cfg.grad_accum, 2), warmup_steps=1,
                    eval_every=SMOKE_STEPS, eval_batches=1, save_every=SMOKE_STEPS, log_every=1,
                    eval_max_tokens=4 * shrunk["seq_len"], device="cpu")

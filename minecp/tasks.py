@@ -195,11 +195,12 @@ def tokenizer_spec(cfg: TrainConfig) -> str:
     return f"bpe:{cfg.vocab_size}" if cfg.tokenizer == "bpe" else cfg.tokenizer
 
 
-def load_lm_ids(dataset: str, split: str, tokenizer, data_dir=None):
+def load_lm_ids(dataset: str, split: str, tokenizer, data_dir=None, max_books: int | None = None):
     """Token ids of one split of a text dataset, plus the tokenizer (trained if needed).
 
     ``text:<path>`` files have no splits: "train" is the first 90 % of the tokens,
-    "validation" and "test" the last 10 %.
+    "validation" and "test" the last 10 %. ``max_books`` (PG-19 only) reads the first
+    that many books of the split; a BPE trained here is trained on the same books.
 
     Returns:
         (ids: 1-D uint16/int32 array (memory-mapped), tokenizer).
@@ -210,7 +211,7 @@ def load_lm_ids(dataset: str, split: str, tokenizer, data_dir=None):
         corpus = load_corpus(dataset, "train", tokenizer=tokenizer, data_dir=data_dir)
         cut = int(len(corpus.ids) * (1 - HELD_OUT))
         return (corpus.ids[:cut] if split == "train" else corpus.ids[cut:]), corpus.tokenizer
-    corpus = load_corpus(dataset, split, tokenizer=tokenizer, data_dir=data_dir)
+    corpus = load_corpus(dataset, split, tokenizer=tokenizer, data_dir=data_dir, max_books=max_books)
     return corpus.ids, corpus.tokenizer
 
 
@@ -253,7 +254,7 @@ def prepare_task(cfg: TrainConfig, data_dir=None):
                              f"{SCIFAR_LEN}, got {cfg.seq_len}")
         task = ClassifyTask(load_scifar("train", data_dir), load_scifar("validation", data_dir), 10)
         return task, SCIFAR_VOCAB, None, {"num_classes": 10}
-    train_ids, tok = load_lm_ids(cfg.dataset, "train", tokenizer_spec(cfg), data_dir)
+    train_ids, tok = load_lm_ids(cfg.dataset, "train", tokenizer_spec(cfg), data_dir, max_books=cfg.max_books)
     val_ids, _ = load_lm_ids(cfg.dataset, "validation", tok, data_dir)
     for split, ids in (("train", train_ids), ("validation", val_ids)):
         if len(ids) < cfg.seq_len + 1:

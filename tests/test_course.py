@@ -90,3 +90,26 @@ def test_gpu_presets_run_in_smoke_mode(tmp_path, monkeypatch, cache, capsys, pre
 def test_smoke_cannot_resume(tmp_path, capsys):
     assert main(["train", "--preset", "gpu-small", "--smoke", "--resume", "--out", str(tmp_path)]) != 0
     assert "--smoke" in capsys.readouterr().err
+
+
+def test_max_books_caps_pg19_only(tmp_path, monkeypatch, capsys):
+    assert get_preset("cpu-small").max_books == 24
+    assert get_preset("cpu-small", dataset="wikitext-103").max_books is None  # the preset's cap is PG-19's
+    with pytest.raises(ValueError, match="max_books"):
+        get_preset("cpu-small", dataset="wikitext-103", max_books=3)
+    with pytest.raises(ValueError, match="max_books"):
+        get_preset("cpu-small", max_books=0)
+    assert smoke_config(get_preset("gpu-small")).max_books == 2
+    assert smoke_config(get_preset("paper")).max_books is None  # WikiText-103: no books
+
+
+def test_max_books_reads_only_those_books(tmp_path, monkeypatch):
+    from minecp.presets import TrainConfig
+    from minecp.tasks import prepare_task
+
+    monkeypatch.setenv("MINECP_CACHE_DIR", str(tmp_path))
+    cfg = TrainConfig(dataset="pg19", tokenizer="bytes", vocab_size=256, seq_len=64, num_segments=4)
+    one, _, _, _ = prepare_task(TrainConfig(**{**cfg.to_dict(), "max_books": 1}))
+    two, _, _, _ = prepare_task(TrainConfig(**{**cfg.to_dict(), "max_books": 2}))
+    a, b = one.tokens["train"], two.tokens["train"]
+    assert 0 < len(a) < len(b) and (b[:len(a)] == a).all()  # the first book, then more

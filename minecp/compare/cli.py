@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-checkpoints", action="store_true")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="a tiny configuration that only checks the code paths")
-    add_config_options(p)
+    add_config_options(p, skip=("max_books",))
 
 
 def cmd_compare(args) -> int:
