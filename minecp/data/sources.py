@@ -227,8 +227,8 @@ def load_hub_split(candidates, split: str, streaming: bool = True):
             continue
         if errors:
             (repo0, config0), e0 = errors[0]
-            msg = (f"load_dataset({repo0!r}, {config0!r}, split={split!r}) failed ({_short(e0)}); "
-                   f"read load_dataset({repo!r}, {config!r}, split={split!r}) instead")
+            msg = (f"reading {repo}/{config} {split} instead of {repo0}/{config0} (expected, not an error: "
+                   f"the latter cannot be read here: {_short(e0)})")
             if repo0 == repo and config0 != config:
                 warnings.warn(f"{repo}: the Hub has no config {config0!r} (it exists only in the offline "
                               f"mirror); using the Hub's config {config!r} instead. ({msg})", stacklevel=3)
