@@ -153,6 +153,8 @@ def models_table(args) -> None:
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 results[(m, N)].append(r["tokens_per_s"])
                 peaks[(m, N)].append(r["peak_rss_mib"])
+                print(f"# round {rnd + 1}: {m} N={N} batch={batch}: {r['tokens_per_s']:.0f} tokens/s, "
+                      f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
         print(f"# round {rnd + 1}/{args.repeats} done, load average {os.getloadavg()[0]:.2f}", flush=True)
 
     print(f"\n## Training step (AdamW), tokens/s min/median/max over {args.repeats} interleaved rounds "
