@@ -150,3 +150,15 @@ def test_memory_is_linear_in_n():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         ecp_attention(q, k, v, S, backend="sdpa").sum().backward()
     assert largest <= B * H * N * D
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_in_fp32_and_natively(monkeypatch, native):
+    """Both bf16 routes (fp32 compute on CPUs without bf16 instructions, the native kernel
+    on CPUs with them) meet the rule, whichever CPU runs the tests."""
+    monkeypatch.setattr(ecp_sdpa, "native_low_precision", lambda: native)
+    _check(2, 2, 192, 32, 32, torch.bfloat16, seed=3)
+    q = torch.randn(1, 2, 96, 16, dtype=torch.bfloat16, requires_grad=True)
+    out = ecp_attention(q, q, q, 16, backend="sdpa")
+    out.sum().backward()
+    assert out.dtype == q.grad.dtype == torch.bfloat16

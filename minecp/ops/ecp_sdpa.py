@@ -69,6 +69,20 @@ MIN_TILE = 16
 MAX_MASKED_N = 1024
 
 
+def native_low_precision() -> bool:
+    """True if this CPU has bf16 matrix/dot instructions (AVX512-BF16 or AMX).
+
+    Without them (e.g. an AVX2-only CPU) PyTorch's CPU flash kernel in bf16 is much slower
+    than in fp32 — measured on the AVX2 development VM (BENCHMARKS.md, "ECP on a CPU: the
+    fast path"): dense causal attention, N = 4096, forward + backward, 18.8 s in bf16 vs
+    4.2 s in fp32 — so there this path computes bf16/fp16 inputs in fp32 and rounds the
+    result (and the gradients) back. CPUs with the instructions keep the native kernel
+    (not measured here: no such CPU was available).
+    """
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 @functools.lru_cache(maxsize=16)
 def _ecp_mask(seq_len: int, segment_len: int, device: str) -> torch.Tensor:
     return mask_matrix(ecp_rule(segment_len), seq_len, device=device)
@@ -161,6 +175,9 @@ def ecp_attention_sdpa(
       bool N x N mask (tiles that small waste the two-call kernel's blocks);
     * otherwise the two mask-free calls.
 
+    bf16 and fp16 inputs are computed in fp32 on CPUs without native bf16 instructions
+    (:func:`native_low_precision`); the output has the input's dtype either way.
+
     Args:
         q, k, v: [B, H, N, D] of one dtype in :data:`FAST_DTYPES`, on the CPU; N >= 1 a
             multiple of ``segment_len``. Any strides (fastest with memory [B, N, H, D]).
@@ -180,6 +197,9 @@ def ecp_attention_sdpa(
     if q.dtype not in FAST_DTYPES:
         raise TypeError(f"backend 'sdpa' takes q, k, v of dtype {FAST_DTYPES}, got {q.dtype}; "
                         "use backend='torch' (float64)")
+    if q.dtype != torch.float32 and not native_low_precision():
+        out = ecp_attention_sdpa(q.float(), k.float(), v.float(), segment_len, scale)
+        return out.to(q.dtype)
     N = q.shape[2]
     if N // segment_len <= 2:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
