@@ -10,9 +10,10 @@ models of one shape (d = 128, 4 layers, 4 heads, MLP 4d, byte vocabulary of 256)
                    (on a CPU: the fast two-call path, :mod:`minecp.ops.ecp_sdpa`).
 
 For each window N the batch shrinks so that a step sees about the same number of tokens
-(``--tokens-per-step``). Every (model, N) runs in a fresh subprocess (so the peak
-resident memory of one cannot hide in another's); rounds are interleaved (all models of
-round 1, then of round 2, ...) so that load from other jobs spreads over all of them.
+(``--tokens-per-step``). Per N the three models train in one fresh process, interleaved
+step by step (gpt, dense, ecp, gpt, dense, ecp, ...), so that load from other jobs falls
+on all three alike; the ECP / dense ratio is taken per round of adjacent steps. Peak
+resident memory is measured separately, each model alone in a fresh process.
 
 Part 2, attention alone. Forward + backward of one attention call, B = 1, H = 4, D = 64:
 dense SDPA (causal) vs ECP's fast path ("sdpa") vs ECP's readable reference ("torch"),
@@ -21,11 +22,11 @@ interleaved repeats; the speed-up of ECP over dense divided by the ratio of visi
 
     python benchmarks/cpu_speed.py                  # N in 128 1024 4096 16384
     python benchmarks/cpu_speed.py --quick          # a smaller sweep, ~2 minutes
-    python benchmarks/cpu_speed.py --sizes 128 1024 --repeats 3 --skip-attention
+    python benchmarks/cpu_speed.py --sizes 128 1024 --steps 5 --skip-attention
 
 Units: tokens/s (higher is better), peak RSS in MiB (whole process: interpreter, torch,
 model, optimizer state and activations), seconds. Figures are min / median / max over
-the repeats.
+the timed steps (models) or repeats (attention).
 """
 
 from __future__ import annotations
@@ -105,31 +106,50 @@ def rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_model_case(name: str, N: int, batch: int, steps: int, max_segment: int, compile_: bool) -> dict:
-    """Time ``steps`` training steps after one warm-up step; report median tokens/s and peak RSS."""
+def run_model_case(names: list, N: int, batch: int, steps: int, max_segment: int, compile_: bool) -> dict:
+    """Build ``names``' models; after one warm-up step each, time ``steps`` training steps of
+    each, interleaved step by step (model 1, model 2, ..., model 1, ...), so that load from
+    other jobs falls on all of them alike. With one name it also reports the process's
+    peak RSS (that model's memory). Returns {name: [seconds per step]} (+ "peak_rss_mib")."""
     import torch
     import torch.nn.functional as F
 
-    torch.manual_seed(0)
-    model = build(name, N, max_segment)
-    if compile_:
-        model = torch.compile(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    data = torch.randint(0, SHAPE["vocab_size"], (batch, N + 1))
-    rss_before = rss_mib()
-    times = []
-    for step in range(steps + 1):
+    data = torch.randint(0, SHAPE["vocab_size"], (batch, N + 1), generator=torch.Generator().manual_seed(0))
+    runs = {}
+    for name in names:
+        torch.manual_seed(0)
+        model = build(name, N, max_segment)
+        runs[name] = (torch.compile(model) if compile_ else model, torch.optim.AdamW(model.parameters(), lr=1e-3))
+
+    def step(name):
+        model, opt = runs[name]
         t0 = time.perf_counter()
         logits = model(data[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), data[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step > 0:                                   # step 0 warms up (and compiles)
-            times.append(time.perf_counter() - t0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"tokens_per_s": batch * N / statistics.median(times), "peak_rss_mib": peak,
-            "rss_before_mib": rss_before}
+        return time.perf_counter() - t0
+
+    for name in names:                                   # warm-up (and compile)
+        step(name)
+    times = {name: [] for name in names}
+    for _ in range(steps):
+        for name in names:
+            times[name].append(step(name))
+    times["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return times
+
+
+def case(names, N, batch, args, steps) -> dict | None:
+    cmd = [sys.executable, __file__, "--model-case", json.dumps(
+        dict(names=names, N=N, batch=batch, steps=steps, max_segment=args.max_segment, compile_=args.compile)),
+        "--threads", str(args.threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"# {names} N={N} failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def spread(xs, fmt="{:.0f}") -> str:
@@ -137,46 +157,34 @@ def spread(xs, fmt="{:.0f}") -> str:
 
 
 def models_table(args) -> None:
-    results = {(m, N): [] for N in args.sizes for m in MODELS}
-    peaks = {(m, N): [] for N in args.sizes for m in MODELS}
-    for rnd in range(args.repeats):
-        for N in args.sizes:
-            batch = max(1, args.tokens_per_step // N)
-            for m in MODELS:
-                cmd = [sys.executable, __file__, "--model-case", json.dumps(
-                    dict(name=m, N=N, batch=batch, steps=args.steps, max_segment=args.max_segment,
-                         compile_=args.compile)), "--threads", str(args.threads)]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    print(f"# {m} N={N} failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
-                    continue
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
-                results[(m, N)].append(r["tokens_per_s"])
-                peaks[(m, N)].append(r["peak_rss_mib"])
-                print(f"# round {rnd + 1}: {m} N={N} batch={batch}: {r['tokens_per_s']:.0f} tokens/s, "
-                      f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
-        print(f"# round {rnd + 1}/{args.repeats} done, load average {os.getloadavg()[0]:.2f}", flush=True)
-
-    print(f"\n## Training step (AdamW), tokens/s min/median/max over {args.repeats} interleaved rounds "
-          f"(each the median of {args.steps} steps)")
-    print(f"d=128, 4 layers, 4 heads, V=256, fp32; ECP S = min({args.max_segment}, N/8); "
-          f"~{args.tokens_per_step} tokens per step{'; torch.compile' if args.compile else ''}\n")
-    print("| N | batch | S | mini-gpt tok/s | minecp-dense tok/s | minecp-ecp tok/s | ECP / dense (median; min-max of rounds) "
-          "| dense / mini-gpt | peak RSS MiB (gpt / dense / ecp) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for N in args.sizes:
-        g, d, e = (results[(m, N)] for m in MODELS)
-        if not (g and d and e):
-            print(f"| {N} | failed | | | | | | | |")
+        batch = max(1, args.tokens_per_step // N)
+        t = case(list(MODELS), N, batch, args, args.steps)
+        if t is None:
             continue
-        # per-round ratios: each round ran the models one right after the other
-        ratios = [ei / di for ei, di in zip(e, d)]
-        print(f"| {N} | {max(1, args.tokens_per_step // N)} | {segment_len_for(N, args.max_segment)} "
-              f"| {spread(g)} | {spread(d)} | {spread(e)} "
-              f"| {statistics.median(e) / statistics.median(d):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) "
-              f"| {statistics.median(d) / statistics.median(g):.2f}x "
-              f"| {max(peaks[('mini-gpt', N)]):.0f} / {max(peaks[('minecp-dense', N)]):.0f} / "
-              f"{max(peaks[('minecp-ecp', N)]):.0f} |", flush=True)
+        # peak RSS: each model alone in a fresh process (one warm-up step, no timed step)
+        rss = {m: (case([m], N, batch, args, 0) or {}).get("peak_rss_mib", float("nan")) for m in MODELS}
+        tps = {m: [batch * N / x for x in t[m]] for m in MODELS}
+        # ratio per interleaved round: the two steps ran one right after the other
+        ratios = [d / e for d, e in zip(t["minecp-dense"], t["minecp-ecp"])]
+        rows.append((N, batch, tps, ratios, [g / d for g, d in zip(t["mini-gpt"], t["minecp-dense"])], rss))
+        print(f"# N={N} done, load average {os.getloadavg()[0]:.2f}", flush=True)
+
+    print(f"\n## Training step (AdamW), tokens/s min/median/max over {args.steps} steps per model, "
+          "interleaved step by step in one process (after one warm-up step each)")
+    print(f"d=128, 4 layers, 4 heads, V=256, fp32; ECP S = min({args.max_segment}, N/8); "
+          f"~{args.tokens_per_step} tokens per step{'; torch.compile' if args.compile else ''}; "
+          "ratios are per round (adjacent steps), median (min-max)\n")
+    print("| N | batch | S | mini-gpt tok/s | minecp-dense tok/s | minecp-ecp tok/s | ECP / dense | dense / mini-gpt "
+          "| peak RSS MiB (gpt / dense / ecp) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for N, batch, tps, ratios, gd, rss in rows:
+        print(f"| {N} | {batch} | {segment_len_for(N, args.max_segment)} | {spread(tps['mini-gpt'])} "
+              f"| {spread(tps['minecp-dense'])} | {spread(tps['minecp-ecp'])} "
+              f"| {statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) "
+              f"| {statistics.median(gd):.2f}x ({min(gd):.2f}-{max(gd):.2f}) "
+              f"| {rss['mini-gpt']:.0f} / {rss['minecp-dense']:.0f} / {rss['minecp-ecp']:.0f} |", flush=True)
 
 
 # --- part 2: attention alone --------------------------------------------------------------
@@ -240,8 +248,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 1024, 4096, 16384],
                    help="windows N for the model table")
     p.add_argument("--tokens-per-step", type=int, default=16384)
-    p.add_argument("--steps", type=int, default=3, help="timed steps per case (after one warm-up step)")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the model table")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per model (interleaved rounds)")
     p.add_argument("--max-segment", type=int, default=256, help="ECP's S = min(this, N / 8) in the model table")
     p.add_argument("--attn-sizes", type=int, nargs="+", default=[1024, 4096, 16384])
     p.add_argument("--segment-lens", type=int, nargs="+", default=[128, 256, 512])
@@ -265,7 +272,7 @@ def main() -> None:
         print(json.dumps(run_model_case(**json.loads(args.model_case))))
         return
     if args.quick:
-        args.sizes, args.tokens_per_step, args.repeats = [128, 1024, 4096], 8192, 2
+        args.sizes, args.tokens_per_step, args.steps = [128, 1024, 4096], 8192, 3
         args.attn_sizes, args.segment_lens, args.dtypes = [4096], [256], ["float32"]
 
     print(f"# {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
