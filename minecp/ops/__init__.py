@@ -48,13 +48,14 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
        ``segment_len >= ecp_triton.MIN_SEGMENT_LEN`` (16). O(N) memory. A rule of thumb:
        GPU speed has not been timed here (no GPU run yet; see BENCHMARKS.md).
     2. "sdpa" on a CPU for fp32, bf16 and fp16 (when this PyTorch has the CPU flash
-       operators, :func:`minecp.ops.ecp_sdpa.available`). Measured (BENCHMARKS.md,
-       "ECP on a CPU: the fast path", ``benchmarks/cpu_speed.py``): forward + backward
-       it is the fastest ECP computation on the 2-core development CPU at every N
-       measured (128 ... 16k); at N >= 4k it runs several times faster than the
-       readable "torch" tiles, and at N = 128 it is level with dense causal attention
-       (there it switches to one causal or one masked call, see
-       :func:`minecp.ops.ecp_sdpa.ecp_attention_sdpa`).
+       operators, :func:`minecp.ops.ecp_sdpa.available`). Measured on the 2-core AVX2
+       development VM with ``benchmarks/cpu_speed.py`` (BENCHMARKS.md, "ECP on a CPU: the
+       fast path"): attention alone, forward + backward, N = 4k-8k, S = 128-512, it is
+       1.6-2.1x faster than the readable "torch" tiles (fp32; 0.61-0.88 of dense SDPA's
+       per-pair efficiency against "torch"'s 0.35-0.45); a whole training step of a
+       4-layer d = 128 model runs at 0.98x dense at N = 128 (level, within the noise),
+       1.44x at 1k and 2.79x at 4k. Short windows switch to one causal or one masked
+       call (:func:`minecp.ops.ecp_sdpa.ecp_attention_sdpa`).
     3. "torch" otherwise: float64 (the CPU flash kernel keeps its log-sum-exp in
        float32, so the merge would lose float64 accuracy), other CUDA inputs. "flex" is
        never picked automatically: it compiles once per shape, and decoding changes the

@@ -60,9 +60,10 @@ def available() -> bool:
 #: float32, so the merge would be accurate to ~1e-7 only: float64 goes to "torch".)
 FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
-#: Short windows (measured, BENCHMARKS.md "ECP on a CPU: the fast path"): below this
-#: segment length the S x S tiles are too small for the kernel's blocks and per-call
-#: overhead wins (N = 64, S = 8: two calls took 2x dense causal's time) ...
+#: Short windows: below this segment length the S x S tiles are too small for the
+#: kernel's blocks and per-call overhead wins (timed ad hoc while writing this, not in
+#: BENCHMARKS.md: N = 64, S = 8, batch 64, one thread: two calls took about twice dense
+#: causal's time, one masked call about 1.1x; at S = 16 all three were level) ...
 MIN_TILE = 16
 #: ... so up to this N such windows take one SDPA call with the explicit N x N mask
 #: (as fast as dense causal there); above it the O(N^2) mask is not worth it.
