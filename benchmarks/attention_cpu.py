@@ -7,6 +7,10 @@ peak of another: peak = ru_maxrss after the call - RSS before it.
     python benchmarks/attention_cpu.py                 # N = 1024 ... 16384, S = 256
     python benchmarks/attention_cpu.py --lengths 1024 2048 --repeats 1
 
+Implementations: dense SDPA (causal), dense with materialised N x N scores, ECP's readable
+segment-tile reference (backend "torch") and ECP's fast CPU path (backend "sdpa", two fused
+mask-free calls; benchmarks/cpu_speed.py compares them side by side with repeats).
+
 What to expect: ECP's time and memory grow linearly in N (each query sees <= 2S keys);
 dense causal attention's time grows as N^2 (PyTorch's fused CPU kernel keeps its memory
 linear); the textbook version that materialises the N x N scores grows as N^2 in both.
@@ -23,7 +27,7 @@ import subprocess
 import sys
 import time
 
-IMPLEMENTATIONS = ("dense_sdpa", "dense_materialised", "ecp_torch")
+IMPLEMENTATIONS = ("dense_sdpa", "dense_materialised", "ecp_torch", "ecp_sdpa")
 
 
 def rss_bytes() -> int:
@@ -47,8 +51,10 @@ def run_case(impl: str, N: int, S: int, B: int, H: int, D: int, repeats: int) ->
     elif impl == "dense_materialised":
         mask = mask_matrix(causal_rule(), N)
         fn = lambda: reference_attention(q, k, v, mask)  # noqa: E731
-    else:
+    elif impl == "ecp_torch":
         fn = lambda: ecp_attention(q, k, v, S, backend="torch")  # noqa: E731
+    else:
+        fn = lambda: ecp_attention(q, k, v, S, backend="sdpa")  # noqa: E731
     grad = torch.randn(B, H, N, D)
     before = rss_bytes()
     times = []

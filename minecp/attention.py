@@ -114,7 +114,7 @@ class ECPAttend:
 
     Args:
         segment_len: S, an int >= 1.
-        backend: one of :data:`minecp.ops.BACKENDS` ("auto", "torch", "flex", "triton").
+        backend: one of :data:`minecp.ops.BACKENDS` ("auto", "torch", "sdpa", "flex", "triton").
 
     ``attend(q, k, v)``: q, k, v float [B, H, N, D], N a multiple of S -> [B, H, N, D]
     (:func:`minecp.ops.ecp_attention`, which checks the tensors). ``mask(Tq, Tk)`` is the

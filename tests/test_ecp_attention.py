@@ -1,4 +1,6 @@
-"""Every ecp_attention backend equals dense attention with the explicit ECP mask."""
+"""Every ecp_attention backend equals dense attention with the explicit ECP mask.
+
+The fast CPU backend "sdpa" has its own, finer sweep in tests/test_ecp_sdpa.py."""
 
 import functools
 import sys
@@ -73,6 +75,10 @@ def test_scale_argument():
         with torch.no_grad():
             out = ecp_attention(q, k, v, 8, backend=backend, scale=0.3)
         torch.testing.assert_close(out, reference_attention(q, k, v, mask, scale=0.3), atol=1e-12, rtol=0)
+    q32, k32, v32 = (t.float() for t in (q, k, v))                 # sdpa: fp32 and lower only
+    with torch.no_grad():
+        out = ecp_attention(q32, k32, v32, 8, backend="sdpa", scale=0.3)
+    torch.testing.assert_close(out, reference_attention(q32, k32, v32, mask, scale=0.3), atol=1e-5, rtol=0)
 
 
 def test_bad_inputs():
@@ -106,8 +112,11 @@ def ecp_triton():
 
 
 @pytest.mark.parametrize("device,dtype,D,S,expected", [
-    ("cpu", F32, 64, 16, "torch"),        # off CUDA always the reference backend
-    ("cpu", F16, 128, 256, "torch"),
+    ("cpu", F32, 64, 16, "sdpa"),         # CPU: the two-call fused path (measured fastest)
+    ("cpu", F16, 128, 256, "sdpa"),
+    ("cpu", BF16, 8, 2, "sdpa"),
+    ("cpu", F64, 64, 16, "torch"),        # float64: the CPU kernel's log-sum-exp is float32
+    ("meta", F32, 64, 16, "torch"),       # neither CPU nor CUDA: the reference
     ("cuda:1", BF16, 128, 256, "triton"),  # half precision the fused kernel supports
     ("cuda", F16, 32, 16, "triton"),
     ("cuda", F32, 64, 16, "torch"),       # fp32: the kernel's exact-IEEE path is not the fast one
@@ -137,15 +146,26 @@ def test_auto_without_triton_uses_torch(monkeypatch):
 
 
 def test_named_backends_pass_through_and_unknown_names_fail():
-    for name in ("torch", "flex", "triton"):
+    for name in ("torch", "sdpa", "flex", "triton"):
         assert resolve_backend(name, "cuda", F64, 8, 1) == name
-    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'torch', 'flex', 'triton'\)"):
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'torch', 'sdpa', 'flex', 'triton'\)"):
         resolve_backend("cuda", "cuda", F32, 64, 16)
 
 
-def test_auto_on_cpu_equals_torch_bitwise():
+def test_auto_on_cpu_is_sdpa_for_float32_and_torch_for_float64():
     q, k, v = _inputs(2, 2, 32, 16, torch.float32)
+    assert torch.equal(ecp_attention(q, k, v, 8), ecp_attention(q, k, v, 8, backend="sdpa"))
+    q, k, v = _inputs(2, 2, 32, 16, torch.float64)
     assert torch.equal(ecp_attention(q, k, v, 8), ecp_attention(q, k, v, 8, backend="torch"))
+
+
+def test_sdpa_backend_refuses_float64_and_non_cpu_tensors():
+    q = torch.randn(1, 2, 32, 8, dtype=torch.float64)
+    with pytest.raises(TypeError, match="backend='torch'"):
+        ecp_attention(q, q, q, 8, backend="sdpa")
+    m = torch.randn(1, 2, 32, 8, device="meta")
+    with pytest.raises(ValueError, match="needs CPU tensors"):
+        ecp_attention(m, m, m, 8, backend="sdpa")
 
 
 # --- one validation at the entry, the same for every backend -----------------------------

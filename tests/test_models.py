@@ -172,7 +172,7 @@ def test_public_api_builds_the_six_architectures():
 
 
 def test_ecp_backend_name_checked_at_construction():
-    with pytest.raises(ValueError, match=r"attention_backend must be one of \('auto', 'torch', 'flex', 'triton'\)"):
+    with pytest.raises(ValueError, match=r"attention_backend must be one of \('auto', 'torch', 'sdpa', 'flex', 'triton'\)"):
         build_model("ecp", small_config(), attention_backend="cuda")
     model = make("ecp")
     with pytest.raises(ValueError, match="attention_backend must be one of"):

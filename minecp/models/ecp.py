@@ -24,10 +24,13 @@ class ECP(LanguageModel):
 
     Args:
         config: model configuration (``num_segments`` sets S = seq_len / num_segments).
-        attention_backend: "auto", "torch", "flex" or "triton" (:data:`minecp.ops.BACKENDS`).
-            "auto" takes the Triton kernel on CUDA for fp16/bf16 (e.g. under bf16
-            autocast) when it supports the head width and S, else pure PyTorch; see
-            :func:`minecp.ops.resolve_backend`. May be reassigned later (checked again).
+        attention_backend: "auto", "torch", "sdpa", "flex" or "triton"
+            (:data:`minecp.ops.BACKENDS`). "auto" takes the Triton kernel on CUDA for
+            fp16/bf16 (e.g. under bf16 autocast) when it supports the head width and S,
+            on a CPU the fast two-call path "sdpa" (fp32/bf16/fp16; measured in
+            BENCHMARKS.md, "ECP on a CPU: the fast path"), else the readable "torch"
+            reference; see :func:`minecp.ops.resolve_backend`. May be reassigned later
+            (checked again).
 
     Raises:
         TypeError: ``config`` is not a ModelConfig.

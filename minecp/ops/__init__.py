@@ -7,9 +7,10 @@ explicit mask from :mod:`minecp.masks`.
 | backend   | where     | memory   | notes                                              |
 |-----------|-----------|----------|----------------------------------------------------|
 | "torch"   | any       | O(N*S)   | segment-pair tiles + SDPA; the readable reference    |
+| "sdpa"    | CPU       | O(N)     | two fused mask-free SDPA kernel calls merged by log-sum-exp (:mod:`~minecp.ops.ecp_sdpa`) |
 | "flex"    | any       | O(N*S)*  | FlexAttention + block mask (*compiled on CUDA only) |
 | "triton"  | CUDA (or CPU under TRITON_INTERPRET=1) | O(N) | fused FlashAttention-2 style kernel |
-| "auto"    |           |          | triton for fp16/bf16 inputs it supports on CUDA, else torch (:func:`resolve_backend`) |
+| "auto"    |           |          | triton for fp16/bf16 on CUDA, sdpa on a CPU, else torch (:func:`resolve_backend`) |
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import os
 import torch
 
 from ..config import to_int
+from . import ecp_sdpa
 from .ecp_torch import ecp_attention_torch
 
-BACKENDS = ("auto", "torch", "flex", "triton")
+BACKENDS = ("auto", "torch", "sdpa", "flex", "triton")
 
 
 def check_backend(backend: str, name: str = "backend") -> None:
@@ -43,14 +45,21 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
        the input at speed: ``dtype`` fp16 or bf16 (the tensor-core path; the kernel's
        fp32 path multiplies in exact IEEE fp32 and is a correctness path, not a fast
        one), ``head_dim`` in ``ecp_triton.SUPPORTED_HEAD_DIMS`` (32, 64, 128) and
-       ``segment_len >= ecp_triton.MIN_SEGMENT_LEN`` (16). O(N) memory.
-    2. "torch" otherwise: every other CUDA input, and every non-CUDA device (CPU flex
-       has no backward, and the Triton interpreter is for tests, not speed). "flex" is
+       ``segment_len >= ecp_triton.MIN_SEGMENT_LEN`` (16). O(N) memory. A rule of thumb:
+       GPU speed has not been timed here (no GPU run yet; see BENCHMARKS.md).
+    2. "sdpa" on a CPU for fp32, bf16 and fp16 (when this PyTorch has the CPU flash
+       operators, :func:`minecp.ops.ecp_sdpa.available`). Measured on the 2-core AVX2
+       development VM with ``benchmarks/cpu_speed.py`` (BENCHMARKS.md, "ECP on a CPU: the
+       fast path"): attention alone, forward + backward, N = 4k-8k, S = 128-512, it is
+       1.6-2.1x faster than the readable "torch" tiles (fp32; 0.61-0.88 of dense SDPA's
+       per-pair efficiency against "torch"'s 0.35-0.45); a whole training step of a
+       4-layer d = 128 model runs at 0.98x dense at N = 128 (level, within the noise),
+       1.44x at 1k and 2.79x at 4k. Short windows switch to one causal or one masked
+       call (:func:`minecp.ops.ecp_sdpa.ecp_attention_sdpa`).
+    3. "torch" otherwise: float64 (the CPU flash kernel keeps its log-sum-exp in
+       float32, so the merge would lose float64 accuracy), other CUDA inputs. "flex" is
        never picked automatically: it compiles once per shape, and decoding changes the
        shape at every step; ask for it by name for fixed-shape training.
-
-    This is a rule of thumb, not a measured choice: which backend is fastest for fp32
-    on a GPU has not been timed here (no GPU run yet; see BENCHMARKS.md).
 
     Args:
         backend: one of :data:`BACKENDS`.
@@ -60,7 +69,7 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
         segment_len: S.
 
     Returns:
-        "torch", "flex" or "triton".
+        "torch", "sdpa", "flex" or "triton".
 
     Raises:
         ValueError: ``backend`` is not one of :data:`BACKENDS`.
@@ -70,6 +79,8 @@ def resolve_backend(backend: str, device: torch.device | str, dtype: torch.dtype
     check_backend(backend)
     if backend != "auto":
         return backend
+    if torch.device(device).type == "cpu":
+        return "sdpa" if dtype in ecp_sdpa.FAST_DTYPES and ecp_sdpa.available() else "torch"
     if torch.device(device).type != "cuda":
         return "torch"
     # Imported only here, on CUDA: importing ecp_triton fixes Triton's interpreter-or-GPU
@@ -137,9 +148,9 @@ def ecp_attention(
         q, k, v: float tensors [B, H, N, D] of one shape, dtype and device; N >= 1 a
             multiple of S.
         segment_len: S, an int >= 1 (a Python or numpy int or a 0-d integer tensor).
-        backend: one of "auto", "torch", "flex", "triton". "auto" picks "triton" on CUDA
-            for fp16/bf16 inputs the kernel supports (D in (32, 64, 128), S >= 16), else
-            "torch"; see :func:`resolve_backend`.
+        backend: one of "auto", "torch", "sdpa", "flex", "triton". "auto" picks "triton"
+            on CUDA for fp16/bf16 inputs the kernel supports (D in (32, 64, 128), S >= 16),
+            "sdpa" on a CPU for fp32/bf16/fp16, else "torch"; see :func:`resolve_backend`.
         scale: softmax scale, a finite real > 0 (a Python or numpy number, not a
             tensor); default ``1 / sqrt(D)``.
 
@@ -152,7 +163,7 @@ def ecp_attention(
         ValueError: q, k, v not all [B, H, N, D] of one shape, on different devices;
             ``segment_len`` < 1; N = 0 or not a multiple of ``segment_len``; D = 0;
             ``scale`` not finite or <= 0; an unknown ``backend``; "triton" on a CPU
-            without TRITON_INTERPRET=1.
+            without TRITON_INTERPRET=1; "sdpa" not on a CPU.
         The chosen backend may raise more (e.g. "flex" on a CPU with gradients:
         NotImplementedError; "triton": unsupported D, S or dtype, see
         :func:`minecp.ops.ecp_triton.ecp_attention_triton`).
@@ -162,6 +173,11 @@ def ecp_attention(
     backend = resolve_backend(backend, q.device, q.dtype, q.shape[-1], segment_len)
     if backend == "torch":
         return ecp_attention_torch(q, k, v, segment_len, scale)
+    if backend == "sdpa":
+        if q.device.type != "cpu" or not ecp_sdpa.available():
+            raise ValueError("backend='sdpa' needs CPU tensors and PyTorch's CPU flash-attention "
+                             f"operators (got device {q.device}); use backend='torch' or 'auto'")
+        return ecp_sdpa.ecp_attention_sdpa(q, k, v, segment_len, scale)
     if backend == "flex":
         from .ecp_flex import ecp_attention_flex
 

@@ -6,8 +6,10 @@ The trick: cut the sequence into segments of S and give every segment a key bloc
 The mask inside the tile is the same for every segment except segment 0 (which has no
 previous segment, so its first S keys are zero padding and are masked out).
 
-This is the readable reference for the efficient backends (flex, Triton); it is also
-what runs on a CPU. Source: arXiv 2412.06106; docs/architectures.md §6 (pairwise segment attention).
+This is the readable reference for the efficient backends (the two-call CPU path "sdpa",
+flex, Triton), which are tested against it; "auto" runs float64 here (and "sdpa" for
+fp32/bf16/fp16 on a CPU). Source: arXiv 2412.06106; docs/architectures.md §6 (pairwise
+segment attention).
 """
 
 from __future__ import annotations
