@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start no new cell after this many seconds (finished cells are kept)")
     p.add_argument("--threads", type=int_at_least(1), default=None, help="torch CPU threads (1 is often fastest on a busy machine)")
     p.add_argument("--ecp-backend", default="auto", choices=["auto", "torch", "sdpa", "flex", "triton"],
-                   help="ECP attention kernel (auto: Triton on CUDA for bf16/fp16, else torch)")
+                   help="ECP attention kernel (auto: Triton on CUDA for bf16/fp16, sdpa on a CPU, torch for float64)")
     p.add_argument("--skip-training", action="store_true", help="run only the cost sweep")
     p.add_argument("--plot-only", action="store_true", help="only redraw the plots and tables of --out")
     p.add_argument("--save-checkpoints", action="store_true")
