@@ -179,10 +179,16 @@ def test_ecp_backend_name_checked_at_construction():
         model.attention_backend = "cuda"
     assert model.attention_backend == "auto"
     idx = torch.randint(0, V, (2, N))
+    from minecp.ops import resolve_backend
+
+    chosen = resolve_backend("auto", idx.device, torch.float32, model.config.d_model // model.config.n_heads,
+                             N // model.config.num_segments)
     with torch.no_grad():
         auto = model(idx)
-        model.attention_backend = "torch"       # what "auto" means on a CPU: same numbers
+        model.attention_backend = chosen        # what "auto" means here: the same numbers
         assert torch.equal(model(idx), auto)
+        model.attention_backend = "torch"       # the readable reference: equal up to rounding
+        torch.testing.assert_close(model(idx), auto, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name,length,match", [
