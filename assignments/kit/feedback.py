@@ -97,6 +97,12 @@ def compare_tensors(yours, reference, *, what: str, atol: float = 1e-6, rtol: fl
              f"  max abs error {float(err.max()):.3g} (over finite values)",
              f"  first difference at index {list(idx)}: yours {_fmt(float(y[idx]))}, "
              f"reference {_fmt(float(r[idx]))}"]
+    ratio = _constant_ratio(y, r, finite)
+    if ratio is not None:
+        root = ratio * ratio
+        hint = (f" = 1/sqrt({1 / root:.4g})" if ratio < 1 and abs(1 / root - round(1 / root)) < 1e-3
+                else f" = sqrt({root:.4g})" if ratio > 1 and abs(root - round(root)) < 1e-3 else "")
+        lines.append(f"  yours = reference x {ratio:.6g}{hint} everywhere: a missing or extra scale factor?")
     n_nan, n_inf = int(torch.isnan(y).sum()), int(torch.isinf(y).sum())
     r_nan, r_inf = int(torch.isnan(r).sum()), int(torch.isinf(r).sum())
     if n_nan or n_inf or r_nan or r_inf:
@@ -109,6 +115,24 @@ def compare_tensors(yours, reference, *, what: str, atol: float = 1e-6, rtol: fl
         lines.append(f"  (picture: [{', '.join(['0'] * len(lead) + [':', ':'])}] "
                      "of expected and yours)")
     raise GradingFailure("\n".join(lines), pictures)
+
+
+def _constant_ratio(y, r, finite) -> float | None:
+    """The factor c when yours == c * reference at every finite, non-tiny entry (c != 1), else None.
+
+    A constant factor is the signature of a scale mistake (a missing 1/sqrt(d), a factor 2),
+    worth saying in words rather than as a first differing value.
+    """
+    import torch
+
+    keep = finite & (r.abs() > 1e-6 * max(1.0, float(r[finite].abs().max()) if bool(finite.any()) else 1.0))
+    if int(keep.sum()) < 2:
+        return None
+    ratios = y[keep] / r[keep]
+    c = float(ratios.median())
+    if not (c == c) or abs(c - 1) < 1e-3 or c == 0:
+        return None
+    return c if bool(((ratios - c).abs() <= 1e-4 * abs(c)).all()) else None
 
 
 def mask_text(expected: "torch.Tensor", yours: "torch.Tensor", max_side: int = 16) -> str:
